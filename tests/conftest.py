@@ -1,0 +1,62 @@
+"""Shared fixtures: an isolated TOOLFORGE_HOME per test, and the Docker gate.
+
+Tests marked ``docker`` need a real engine. Outside CI they are skipped when none
+answers; in CI (``CI=true``) a missing engine is a failure, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "tools"
+
+_docker_state: dict[str, object] = {}
+
+
+def docker_available() -> tuple[bool, str]:
+    if "ok" not in _docker_state:
+        try:
+            from toolforge.sandbox.docker_client import client
+
+            client()
+            _docker_state.update(ok=True, why="")
+        except Exception as e:  # noqa: BLE001 - any failure means "no engine"
+            _docker_state.update(ok=False, why=str(e).splitlines()[0])
+    return bool(_docker_state["ok"]), str(_docker_state["why"])
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("docker") is None:
+        return
+    ok, why = docker_available()
+    if ok:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true but the Docker engine is unavailable: {why}", pytrace=False)
+    pytest.skip(f"Docker engine unavailable: {why}")
+
+
+@pytest.fixture(autouse=True)
+def toolforge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "tfhome"
+    monkeypatch.setenv("TOOLFORGE_HOME", str(home))
+    for var in ("TOOLFORGE_MODEL", "TOOLFORGE_API_BASE", "TOOLFORGE_API_KEY", "TOOLFORGE_BACKEND", "TOOLFORGE_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def example(tmp_path: Path):
+    """Copy an example tool folder into tmp_path (so tests may change it) and return its path."""
+
+    def copy(name: str) -> Path:
+        dest = tmp_path / "src" / name
+        shutil.copytree(EXAMPLES / name, dest)
+        return dest
+
+    return copy

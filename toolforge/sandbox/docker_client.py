@@ -1,0 +1,72 @@
+"""The one place that imports the Docker SDK: a client, and error translation.
+
+Every container, volume and image toolforge creates carries ``LABEL`` so it can be found
+and reaped (``toolforge gc``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from toolforge.errors import DockerUnavailable, ToolforgeError
+
+LABEL = "io.toolforge"            # value "1" on everything toolforge creates
+LABEL_TOOL = "io.toolforge.tool"
+LABEL_KIND = "io.toolforge.kind"  # base-image | tool-image | call | state
+LABEL_OWNER = "io.toolforge.owner"  # "<hostname>:<pid>" of the process that started a container
+
+_client: Any = None
+_lock = threading.Lock()
+
+
+def client() -> Any:
+    """A shared ``docker.DockerClient``; raises DockerUnavailable when the engine is down."""
+    global _client
+    with _lock:
+        if _client is None:
+            import docker
+            from docker.errors import DockerException
+
+            try:
+                c = docker.from_env(timeout=120)
+                c.ping()
+            except DockerException as e:
+                raise DockerUnavailable(_short(e)) from e
+            _client = c
+        return _client
+
+
+def reset_client() -> None:
+    global _client
+    with _lock:
+        if _client is not None:
+            _client.close()
+        _client = None
+
+
+@contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    """Turn docker SDK / connection errors into toolforge errors, ``raise … from e``."""
+    from docker.errors import APIError, DockerException
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+
+    try:
+        yield
+    except (RequestsConnectionError, ConnectionError) as e:
+        raise DockerUnavailable(f"{action}: {_short(e)}") from e
+    except APIError as e:
+        raise ToolforgeError(f"Docker failed to {action}: {e.explanation or e}") from e
+    except DockerException as e:
+        raise DockerUnavailable(f"{action}: {_short(e)}") from e
+
+
+def engine_version() -> str:
+    return str(client().version().get("Version", "unknown"))
+
+
+def _short(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text[:300]
