@@ -6,7 +6,6 @@ import os
 import sys
 from importlib import import_module
 
-import click
 import typer
 
 from toolforge import __version__
@@ -65,12 +64,16 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err_console().print(f"[bold red]Error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
         code = e.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         if debug:
             raise
         err_console().print(f"[bold red]Error:[/] {Interrupted()}")
         code = 130
-    except click.ClickException as e:
-        e.show()
-        code = e.exit_code
+    except typer.TyperException as e:  # usage errors from the CLI parser (typer's click)
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console().print(f"[bold red]Error:[/] {e}")
+        code = int(getattr(e, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)
