@@ -34,6 +34,7 @@ class Settings(BaseModel):
     pool_size: int = Field(2, ge=0, description="warm containers kept per tool")
     pool_idle_ttl_s: float = Field(300.0, gt=0)
     local_model_port: int = 8765
+    embedding_model: str | None = Field(None, description="litellm embedding model for hybrid memory search; unset = full-text only")
 
     @property
     def tools_dir(self) -> Path:
@@ -70,6 +71,7 @@ _ENV_KEYS = {
     "POOL_SIZE": "pool_size",
     "POOL_IDLE_TTL_S": "pool_idle_ttl_s",
     "LOCAL_MODEL_PORT": "local_model_port",
+    "EMBEDDING_MODEL": "embedding_model",
 }
 
 

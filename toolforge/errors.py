@@ -22,6 +22,8 @@ boundary prints its message and exits with its ``exit_code``::
     ├── DependencyError                 exit 1   a pip / npm / apt dependency cannot be resolved
     ├── LLMError                        exit 1   the model kept answering with unusable output
     ├── SynthesisFailed                 exit 1   no draft passed its tests within the attempts
+    ├── JobCancelled                    exit 5   a background job was cancelled before it finished
+    ├── JobWaitTimeout                  exit 124 a job was still queued/running when the wait ended
     └── Interrupted                     exit 130 Ctrl-C
 
 Exceptions carry fields and never log on construction.
@@ -185,6 +187,30 @@ class SynthesisFailed(ToolforgeError):
         self.draft_dir = draft_dir
         self.attempts = attempts
         super().__init__(message, hint=f"The last draft and its report are in {draft_dir}" if draft_dir else None)
+
+
+class JobCancelled(ToolforgeError):
+    """``jobs wait`` / ``JobHandle.result()`` on a cancelled job."""
+
+    exit_code = 5
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"Job {job_id} was cancelled")
+
+
+class JobWaitTimeout(ToolforgeError):
+    """Waiting ended before the job did; the job itself goes on (like coreutils ``timeout``: 124)."""
+
+    exit_code = 124
+
+    def __init__(self, job_id: str, status: str, timeout_s: float) -> None:
+        self.job_id = job_id
+        self.status = status
+        super().__init__(
+            f"Job {job_id} is still {status} after {timeout_s:g}s of waiting",
+            hint=f"It goes on in the background: toolforge jobs wait {job_id}, or cancel it: toolforge jobs cancel {job_id}",
+        )
 
 
 class Interrupted(ToolforgeError):

@@ -21,9 +21,14 @@ from toolforge.registry import Registry, ToolRecord, parse_ref
 from toolforge.spec import TestReport, ToolBundle, load_tool_dir, validate_args
 
 if TYPE_CHECKING:
+    from toolforge.agents import AgentSpec, AgentStore, SolveResult
+    from toolforge.jobs.api import JobHandle
+    from toolforge.jobs.store import JobStore
     from toolforge.llm import LLM
+    from toolforge.memory.store import Graph, MemoryStore
     from toolforge.sandbox.backend import Backend, CallResult
     from toolforge.sandbox.service import Sandbox
+    from toolforge.synth.pipeline import SynthesisResult
 
 
 class Forge:
@@ -60,7 +65,7 @@ class Forge:
         return self._llm
 
     def close(self) -> None:
-        for part in ("sandbox", "jobs", "memory", "registry"):
+        for part in ("sandbox", "jobs", "memory_store", "agents", "registry"):
             obj = self.__dict__.pop(part, None)
             if obj is not None:
                 obj.close()
@@ -126,6 +131,117 @@ class Forge:
         raise_for_result(self.tool(ref), result, timeout_s)
         return result.result
 
+
+    # -- synth --------------------------------------------------------------------------
+    def generate(
+        self, requirement: str, *, language: str = "python", name: str | None = None,
+        model: str | None = None, attempts: int = 3, candidates: int = 2, progress: Any = None,
+        check: bool = True,
+    ) -> SynthesisResult:
+        """Have the model write a tool for ``requirement``, prove it in the sandbox, register it.
+
+        Each attempt after the first repairs the best draft from its exact failures and
+        samples ``candidates - 1`` fresh drafts. When nothing passes, nothing is registered
+        and (with ``check``) SynthesisFailed (exit 1) names the folder holding the last
+        draft; its ``result`` attribute is the :class:`SynthesisResult`.
+        """
+        from toolforge.errors import SynthesisFailed, UsageError
+        from toolforge.synth.pipeline import Synthesizer
+
+        if not requirement.strip():
+            raise UsageError("The requirement is empty", hint='Describe the tool, e.g. toolforge generate "a tool that ..."')
+        llm = self.llm if model is None else self._llm_for(model)
+        synth = Synthesizer(llm, self.sandbox, self.add_bundle, self.settings, progress=progress)
+        result = synth.run(requirement, language=language, name=name, attempts=attempts, candidates=candidates)
+        if check and not result.passed:
+            error = SynthesisFailed(result.summary(), draft_dir=str(result.draft_dir), attempts=result.attempts)
+            error.result = result  # type: ignore[attr-defined]
+            raise error
+        return result
+
+    def _llm_for(self, model: str) -> LLM:
+        from toolforge.llm.resolve import resolve_llm
+
+        return resolve_llm(self.settings, model)
+
+    # -- jobs ---------------------------------------------------------------------------
+    @cached_property
+    def jobs(self) -> JobStore:
+        """The durable job queue (SQLite in WAL, in the same database file as the registry)."""
+        from toolforge.jobs.store import SQLiteJobStore
+
+        return SQLiteJobStore(self.settings.db_path)
+
+    def submit(
+        self, ref: str, args: dict[str, Any] | None = None, *, state_ns: str | None = None,
+        priority: int = 0, timeout_s: float | None = None, max_attempts: int = 3,
+    ) -> JobHandle:
+        """Queue a call for a worker; an unknown tool or bad args raise here (exit 2), never queued.
+
+        Higher ``priority`` runs first. Start a worker with ``toolforge worker start`` (or
+        :meth:`start_worker`); ``toolforge run --async`` starts one itself.
+        """
+        from toolforge.jobs.api import submit
+
+        return submit(self.jobs, self.registry, ref, args, state_ns=state_ns, priority=priority,
+                      timeout_s=timeout_s, max_attempts=max_attempts)
+
+    def job(self, job_id: str) -> JobHandle:
+        """A handle on an existing job; NotFoundError (exit 2) for an unknown id."""
+        from toolforge.jobs.api import JobHandle
+
+        return JobHandle(self.jobs, self.jobs.get(job_id).id)
+
+    def start_worker(self, *, concurrency: int | None = None, wait_s: float = 10.0) -> tuple[int, bool]:
+        """Start the detached background worker unless one is alive; return (pid, started)."""
+        from toolforge.jobs import daemon
+
+        return daemon.start(self.settings, concurrency=concurrency, wait_s=wait_s)
+
+    # -- agents ---------------------------------------------------------------------------
+    @cached_property
+    def agents(self) -> AgentStore:
+        """Agent specs (versioned), the performance registry and run traces."""
+        from toolforge.agents.store import AgentStore
+
+        return AgentStore(self.settings)
+
+    def solve(
+        self, task: str, *, topology: str = "auto", model: str | None = None,
+        subtasks: list[str] | None = None, strategies: list[str] | None = None,
+        merge: str = "consensus", agent: str | None = None, max_steps: int | None = None,
+        max_tokens: int | None = None, max_seconds: float | None = None, progress: Any = None,
+    ) -> SolveResult:
+        """Solve ``task`` with agents that call the registered tools; the run is recorded.
+
+        ``topology``: single | vertical | horizontal | auto; ``merge`` (horizontal):
+        consensus | majority_vote | best_score. Budgets override every agent's own.
+        """
+        from toolforge.agents.coordinator import Coordinator, SolveRequest
+
+        request = SolveRequest(task, topology, subtasks, strategies, merge, agent, max_steps, max_tokens, max_seconds)
+        return Coordinator(self, model=model, progress=progress).solve(request)
+
+    def generate_agent(self, task: str, *, name: str | None = None, model: str | None = None) -> AgentSpec:
+        """Have the model write an AgentSpec specialised for ``task`` and register it."""
+        from toolforge.agents.coordinator import Coordinator
+
+        return Coordinator(self, model=model).generate_agent(task, name=name)
+
+
+    # -- memory ---------------------------------------------------------------------------
+    @cached_property
+    def memory_store(self) -> MemoryStore:
+        """The graph-memory database (its own SQLite file, so agents' writes never wait on jobs)."""
+        from toolforge.memory.store import MemoryStore
+
+        model = self.settings.embedding_model
+        embedder = self._llm_for(model).embed if model else None
+        return MemoryStore(self.settings.home / "memory.db", embedder=embedder, embed_model=model or "")
+
+    def memory(self, graph: str = "default", *, create: bool = True) -> Graph:
+        """The knowledge graph ``graph`` (made on first use unless ``create`` is False)."""
+        return self.memory_store.graph(graph, create=create)
 
 def raise_for_result(record: ToolRecord, result: CallResult, timeout_s: float | None = None) -> None:
     """Turn a failed CallResult into the matching ToolforgeError."""

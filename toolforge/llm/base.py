@@ -85,3 +85,7 @@ class LLM(ABC):
         max_tokens: int | None = None,
     ) -> Completion:
         """One chat completion. ``response_format`` follows OpenAI's (json_object / json_schema)."""
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """One embedding vector per text (graph memory's hybrid search). Chat-only models raise."""
+        raise NotImplementedError(f"{type(self).__name__} ({self.model or 'no model'}) does not embed text")

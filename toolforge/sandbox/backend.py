@@ -8,6 +8,7 @@ protocol (see ``protocol.py``). Backends are picked by name from ``BACKENDS``.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class CallStatus(str, Enum):
     timeout = "timeout"    # wall-time limit hit; the work was killed
     oom = "oom"            # memory limit hit; the container was OOM-killed
     crashed = "crashed"    # the runner died without answering (signal, pids limit, protocol error)
+    cancelled = "cancelled"  # the caller cancelled the call; the work was killed
 
 
 @dataclass
@@ -63,8 +65,11 @@ class Session(ABC):
     reusable: bool = True  # False once a call timed out / crashed: the pool discards it
 
     @abstractmethod
-    def call(self, args: dict[str, Any], *, timeout_s: float) -> CallResult:
-        """Send one call and wait for its answer; kill the work when ``timeout_s`` passes."""
+    def call(
+        self, args: dict[str, Any], *, timeout_s: float, cancel: threading.Event | None = None
+    ) -> CallResult:
+        """Send one call and wait for its answer; kill the work when ``timeout_s`` passes
+        or ``cancel`` is set."""
 
     @abstractmethod
     def close(self) -> None:
@@ -86,8 +91,14 @@ class Backend(ABC):
         """Make the tool runnable (build its image); return an id (image tag). Idempotent."""
 
     @abstractmethod
-    def start(self, bundle: ToolBundle, *, state_ns: str | None = None) -> Session:
-        """Start a runner for the tool (after ``prepare``)."""
+    def start(
+        self, bundle: ToolBundle, *, state_ns: str | None = None, labels: dict[str, str] | None = None
+    ) -> Session:
+        """Start a runner for the tool (after ``prepare``); ``labels`` mark what it creates."""
+
+    def reap_orphans(self) -> int:
+        """Remove what dead toolforge processes left behind; return how many objects."""
+        return 0
 
     def close(self) -> None:
         """Release backend resources."""
