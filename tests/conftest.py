@@ -41,6 +41,31 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     pytest.skip(f"Docker engine unavailable: {why}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_call_containers():
+    """After the suite: zero toolforge call containers of this process (or of dead ones).
+
+    Sandboxes still open are closed first, as at interpreter exit (their atexit hook)."""
+    yield
+    if not _docker_state.get("ok"):
+        return
+    import socket
+
+    from toolforge.sandbox.docker_backend import _alive
+    from toolforge.sandbox.docker_client import client
+    from toolforge.sandbox.service import _close_all
+
+    _close_all()
+    host = socket.gethostname()
+    left = []
+    for c in client().api.containers(all=True, filters={"label": ["io.toolforge=1", "io.toolforge.kind=call"]}):
+        owner_host, _, pid = (c.get("Labels") or {}).get("io.toolforge.owner", "").rpartition(":")
+        if owner_host == host and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            left.append(f"{c['Names'][0]} ({c['Status']})")
+    if left:
+        pytest.fail(f"toolforge call containers left after the suite: {', '.join(left)}", pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def toolforge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "tfhome"

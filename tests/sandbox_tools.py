@@ -3,6 +3,7 @@ the Docker backend created (tool images, state volumes)."""
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 import uuid
 from pathlib import Path
@@ -42,15 +43,11 @@ def docker_cleanup(images: list[str], volumes: list[str]) -> None:
 
     api = client().api
     for name in volumes:
-        try:
+        with contextlib.suppress(Exception):
             api.remove_volume(name, force=True)
-        except Exception:  # noqa: BLE001
-            pass
     for tag in images:
-        try:
+        with contextlib.suppress(Exception):
             api.remove_image(tag, force=False, noprune=False)
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def call_containers(tool: str | None = None) -> list[dict[str, Any]]:

@@ -534,3 +534,37 @@ def test_agent_generates_a_tool_and_calls_it_in_the_same_run(make_forge) -> None
     assert tool_msgs["c1"]["result"]["tool"] == "vowel_count"
     assert tool_msgs["c2"] == {"ok": True, "result": {"vowels": 8}}
     assert "count the vowels of a text" in llm.requests[2].prompt  # the synthesis call came through the fake
+
+
+def test_job_tools_queue_a_call_and_report_its_status(make_forge) -> None:
+    def status_of_submitted(request: Request) -> Completion:
+        job_id = json.loads(request.messages[-1]["content"])["result"]["job_id"]
+        return call("job_status", {"job_id": job_id}, id="c2")
+
+    forge, llm = make_forge(classify("x"), call("submit_job", {"tool": "word_count", "args": {"text": "a b"}}, id="c1"),
+                            status_of_submitted, call("submit_job", {"tool": "word_count", "args": {}}, id="c3"),
+                            answer("queued"))
+    forge.add(EXAMPLES / "word-count", test=False)
+    result = forge.solve("count later", topology="single")
+    tool_msgs = [json.loads(m["content"]) for m in llm.requests[-1].messages if m["role"] == "tool"]
+    job_id = tool_msgs[0]["result"]["job_id"]
+    assert tool_msgs[0]["result"]["status"] == "queued"
+    assert tool_msgs[1] == {"ok": True, "result": {"job_id": job_id, "status": "queued"}}
+    assert tool_msgs[2]["ok"] is False and "'text' is a required property" in tool_msgs[2]["error"]
+    assert forge.job(job_id).info().args == {"text": "a b"} and result.status == "ok"
+
+
+def test_memory_tools_write_and_read_the_shared_graph(make_forge) -> None:
+    forge, llm = make_forge(
+        classify("x"),
+        call("memory_add_node", {"type": "concept", "label": "fox", "content": "a quick brown animal"}, id="c1"),
+        call("memory_query", {"text": "quick animal"}, id="c2"),
+        call("memory_add_node", {"type": "no-such-type", "label": "x"}, id="c3"),
+        answer("remembered"),
+    )
+    forge.solve("remember the fox", topology="single")
+    added, found, bad = [json.loads(m["content"]) for m in llm.requests[-1].messages if m["role"] == "tool"]
+    assert added["ok"] is True and added["result"]["created"] is True
+    assert [r["label"] for r in found["result"]["results"]][:1] == ["fox"]
+    assert bad["ok"] is False and "no-such-type" in bad["error"]
+    assert [n.label for n in forge.memory().query("fox", "similarity")][:1] == ["fox"]

@@ -114,6 +114,7 @@ def test_export_import_and_malformed_import(capsys, fixture_graph, tmp_path: Pat
     assert err.splitlines() == [
         f"Error: Cannot import {bad}: 1 problem(s); nothing was imported",
         "  edges.10.to: Unknown node: ghost"]
+    assert run(capsys, "import", str(bad), "--graph", "fresh")[0] == 2  # leaves no empty graph behind
     bad.write_text("{not json")
     assert run(capsys, "import", str(bad))[0] == 2
     assert run(capsys, "graphs")[1] == ["copy: 12 node(s), 10 edge(s)", "default: 12 node(s), 10 edge(s)"]
@@ -153,3 +154,21 @@ def test_compress_events_file(capsys, fixture_graph, tmp_path: Path, monkeypatch
         "✓ Compressed 2 event(s) of session into default: 1 node(s) added, 1 merged, 1 edge(s) added, 1 event(s) kept"])
     code, out, _ = run(capsys, "show", "session #0 decision")
     assert out[-1] == '  -about-> entity "Redis" (#11)'
+
+
+def test_compress_a_recorded_run(capsys, fixture_graph, monkeypatch: pytest.MonkeyPatch):
+    from toolforge.agents.store import AgentStore
+    from toolforge.config import load_settings
+
+    store = AgentStore(load_settings())
+    store.start_run("run-42", task="speed up tests", topology="single", model="scripted")
+    store.add_event("run-42", 1, "tool_call", "worker", {"name": "pytest", "arguments": {"n": 2}})
+    store.add_event("run-42", 2, "model_call", "worker", {"input": [{"role": "user", "content": "long"}],
+                                                         "output": "pytest-xdist halves the time"})
+    store.close()
+    llm = ScriptedLLM([json.dumps({"nodes": [{"type": "entity", "label": "pytest-xdist", "content": "halves the time"}]})])
+    monkeypatch.setattr(Forge, "llm", property(lambda self: llm))
+    assert run(capsys, "compress", "--run", "run-42", "--json")[0] == 0
+    assert '[0] tool_call (worker): {"arguments": {"n": 2}, "name": "pytest"}' in llm.requests[0].prompt
+    assert "[1] model_call (worker): pytest-xdist halves the time" in llm.requests[0].prompt
+    assert run(capsys, "compress", "--run", "run-404")[:2] == (2, [])

@@ -228,3 +228,24 @@ def test_gc_removes_stopped_toolforge_containers_but_not_state_volumes() -> None
                 obj.remove()
         with contextlib.suppress(Exception):
             container.remove(force=True)
+
+
+def test_gc_prune_keeps_the_images_of_every_registered_version() -> None:
+    from toolforge.cli.images import _registered_tool_images
+    from toolforge.registry import Registry
+    from toolforge.sandbox.build import tool_image_tag
+    from toolforge.spec import ToolBundle, load_tool_dir
+
+    settings = load_settings()
+    v1 = load_tool_dir(Path(__file__).parent.parent / "examples" / "tools" / "word-count")
+    v2 = ToolBundle(v1.spec, v1.source + "\n# v2\n")
+    registry = Registry(settings.tools_dir, settings.db_path)
+    try:
+        registry.add(v1)
+        registry.add(v2)
+    finally:
+        registry.close()
+    assert _registered_tool_images(settings) == {
+        tool_image_tag(v1, settings),
+        tool_image_tag(v2, settings),
+    }

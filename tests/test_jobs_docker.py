@@ -178,10 +178,9 @@ def test_kill_9_mid_job_then_a_new_worker_completes_it(forge: Forge, workers: Wo
     wait_for(lambda: handle.status() == "running", what="the job to start")
     wait_for(lambda: any(c["State"] == "running" for c in _containers(f"{WORKER_LABEL}={first_id}")),
              what="the job's container")
+    orphans = _containers(f"{WORKER_LABEL}={first_id}")  # what the dead worker will leave behind …
     first.kill()  # SIGKILL: no cleanup at all
     first.wait()
-    orphans = _containers(f"{WORKER_LABEL}={first_id}")
-    assert orphans  # left behind by the dead worker …
     workers.start(concurrency=1)
     assert handle.result(timeout=120) == {"slept": 3, "tag": "survivor"}
     job = handle.info()
@@ -227,6 +226,21 @@ def test_two_workers_never_run_the_same_job(forge: Forge, workers: Workers) -> N
     assert {j.worker_id for j in jobs} == {workers.worker_id(a), workers.worker_id(b)}
 
 
+def test_jobs_on_one_stateful_namespace_run_one_at_a_time(forge: Forge, workers: Workers) -> None:
+    record, _ = forge.add(EXAMPLES / "counter", test=False)
+    ns = f"jobs-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    try:
+        workers.start(concurrency=4)
+        handles = [forge.submit("counter", {"by": 1}, state_ns=ns) for _ in range(8)]
+        jobs = [h.wait(timeout=300) for h in handles]
+        assert sorted(j.result["count"] for j in jobs) == list(range(1, 9))  # no lost update
+        spans = sorted((j.started_at, j.finished_at) for j in jobs)
+        assert all(prev_end <= start for (_, prev_end), (start, _) in zip(spans, spans[1:], strict=False))
+    finally:
+        workers.close()  # its warm sessions hold the volume
+        forge.sandbox.reset_state(record.bundle, ns)
+
+
 def test_cli_run_async_returns_at_once_and_the_job_completes(forge: Forge) -> None:
     from toolforge.jobs import daemon
 
@@ -239,6 +253,11 @@ def test_cli_run_async_returns_at_once_and_the_job_completes(forge: Forge) -> No
         assert queued["status"] == "queued"
         handle = forge.job(queued["id"])
         assert not handle.info().finished  # the CLI did not wait for the 2 s of work
+        followed = subprocess.run([toolforge, "jobs", "logs", queued["id"], "--follow"], capture_output=True,
+                                  text=True, timeout=120)
+        assert followed.returncode == 0
+        assert "started" in followed.stdout and "succeeded" in followed.stdout
+        assert "sleeping 2s for bg" in followed.stdout
         assert handle.result(timeout=120) == {"slept": 2, "tag": "bg"}
         waited = subprocess.run([toolforge, "jobs", "wait", queued["id"]], capture_output=True, text=True, timeout=60)
         assert waited.returncode == 0 and json.loads(waited.stdout) == {"slept": 2, "tag": "bg"}

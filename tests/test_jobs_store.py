@@ -319,3 +319,15 @@ def test_cli_jobs_list_status_cancel_prune(forge: Forge) -> None:
     pruned = runner.invoke(app, ["jobs", "prune", "--older-than", "0s", "--json"])
     assert json.loads(pruned.stdout) == {"removed": 1}
     assert runner.invoke(app, ["jobs", "status", job_id]).exit_code != 0
+
+
+def test_cli_run_async_rejects_bad_input_with_exit_2(forge: Forge, capsys: pytest.CaptureFixture[str]) -> None:
+    from toolforge.cli.app import main
+
+    for argv in (["run", "no-such-tool", "--async"], ["run", "word-count", "--async", "--arg", "txt=a"],
+                 ["jobs", "wait", "missing-id"], ["jobs", "cancel", "missing-id"]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2, argv
+        assert "Error:" in capsys.readouterr().err
+    assert forge.jobs.list() == []

@@ -15,7 +15,7 @@ import pytest
 
 from tests.memory_fixture import build
 from toolforge import Forge
-from toolforge.errors import LLMError, NotFoundError, UsageError
+from toolforge.errors import LLMError, ModelUnavailable, NotFoundError, UsageError
 from toolforge.llm.base import LLM, Completion
 from toolforge.memory import MemoryStore
 from toolforge.memory.compress import compress_events, read_jsonl
@@ -158,6 +158,12 @@ def test_unknown_graph_is_not_found_but_default_always_exists(store):
     assert store.graph("default", create=False).info().nodes == 0
     with pytest.raises(UsageError, match="Bad graph name"):
         store.graph("../etc")
+    opened = store.graph("opened")  # opening is not writing: no graph is recorded until a node is
+    with pytest.raises(UsageError):
+        opened.import_data({"nodes": [{"type": "entity", "label": "a"}], "edges": [{"from": "a", "to": "b", "type": "uses"}]})
+    assert store.graphs() == []
+    opened.add_node("entity", "a")
+    assert [g.name for g in store.graphs()] == ["opened"]
 
 
 def test_upsert_and_remove(graph):
@@ -228,9 +234,13 @@ def test_mermaid_neighbourhood_and_hostile_labels(graph):
     assert len(safe_label("x" * 500)) == 60
 
 
-def test_mermaid_caps_big_graphs_with_a_note():
+def test_mermaid_caps_big_graphs_with_a_note(graph):
     nodes = [Node(id=i, type="entity", label=f"e{i}") for i in range(1, 4)]
     assert to_mermaid(nodes, [], note="a\nb").splitlines()[1] == "    %% a b"
+    capped = graph_mermaid(graph, max_nodes=5)
+    assert capped.splitlines()[1] == "    %% showing 5 of 12 nodes; narrow it with --center and --radius"
+    nodes_seen, edges = check_mermaid(capped)
+    assert nodes_seen == {"n1", "n2", "n3", "n4", "n5"} and sorted(edges) == [("n1", "n2"), ("n1", "n3"), ("n4", "n5")]
 
 
 def test_html_page_embeds_readable_text(graph):
@@ -419,6 +429,21 @@ def test_hybrid_ranking_finds_meaning_without_shared_words(tmp_path):
         g.query("fruit")
         assert llm.calls == calls + 1  # vectors are stored: only the query is embedded again
         assert s.rows("SELECT count(*) FROM memory_vectors")[0][0] == 3
+        g.add_node("entity", "sedan", "a banana")  # new content: its vector is dropped and redone
+        assert s.rows("SELECT count(*) FROM memory_vectors")[0][0] == 2
+        fruit = {h.node.label: h.scores["cosine"] for h in g.query("fruit")}
+        assert fruit["sedan"] == fruit["orchard"] > 0.9 > fruit["automobile club"]
+        assert llm.calls == calls + 3 and s.rows("SELECT count(*) FROM memory_vectors")[0][0] == 3
+
+
+def test_a_chat_only_model_cannot_embed(tmp_path):
+    llm = ScriptedLLM()
+    with MemoryStore(tmp_path / "h.db", embedder=llm.embed, embed_model="scripted") as s:
+        g = s.graph("h")
+        g.add_node("entity", "sedan", "a car")
+        with pytest.raises(ModelUnavailable, match="cannot embed text") as info:
+            g.query("car")
+        assert info.value.exit_code == 3
 
 
 def test_forge_memory_opens_and_closes_graphs(tmp_path):

@@ -8,6 +8,7 @@ Docker-only: the local backend is documented as NOT isolation.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -354,18 +355,20 @@ class TestSandboxContract:
         assert report.summary == "4/7 passed" and not report.passed
 
 
+@pytest.fixture(scope="module")
+def hardened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """A Docker sandbox for the Docker-only tests."""
+    box = _make_sandbox("docker", tmp_path_factory.mktemp("home-hardening"))
+    yield box
+    box.close()
+    docker_cleanup(list(box.backend._images.values()), [])  # type: ignore[attr-defined]
+
+
 @pytest.mark.docker
 class TestDockerHardening:
     """Docker-only: what the container promises that a host process (local backend) cannot."""
 
-    @pytest.fixture(scope="class")
-    def docker(self, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-        box = _make_sandbox("docker", tmp_path_factory.mktemp("home-hardening"))
-        yield box
-        box.close()
-        docker_cleanup(list(box.backend._images.values()), [])  # type: ignore[attr-defined]
-
-    def test_non_root_without_capabilities(self, docker: Sandbox, tools: Path) -> None:
+    def test_non_root_without_capabilities(self, hardened: Sandbox, tools: Path) -> None:
         source = """
             import os
             def run():
@@ -374,11 +377,11 @@ class TestDockerHardening:
                         "cap_prm": status["CapPrm"].strip(), "no_new_privs": status["NoNewPrivs"].strip(),
                         "docker_sock": os.path.exists("/var/run/docker.sock") or os.path.exists("/run/docker.sock")}
         """
-        result = docker.call(write_tool(tools, "whoami", "python", source), {})
+        result = hardened.call(write_tool(tools, "whoami", "python", source), {})
         assert result.result == {"uid": 10001, "gid": 10001, "cap_eff": "0000000000000000",
                                  "cap_prm": "0000000000000000", "no_new_privs": "1", "docker_sock": False}
 
-    def test_only_state_and_tmp_are_writable(self, docker: Sandbox, tools: Path) -> None:
+    def test_only_state_and_tmp_are_writable(self, hardened: Sandbox, tools: Path) -> None:
         source = """
             import os
             def run():
@@ -395,14 +398,14 @@ class TestDockerHardening:
         bundle = write_tool(tools, "writer", "python", source, stateful=True)
         ns = "t" + uuid.uuid4().hex[:8]
         try:
-            result = docker.call(bundle, {}, state_ns=ns)
+            result = hardened.call(bundle, {}, state_ns=ns)
             assert result.result == {"/opt/tool/x": "Read-only file system", "/etc/x": "Read-only file system",
                                      "/x": "Read-only file system", "/usr/x": "Read-only file system",
                                      "/tmp/x": "written", "/state/x": "written"}
         finally:
-            docker.reset_state(bundle, ns)
+            hardened.reset_state(bundle, ns)
 
-    def test_no_network_unless_the_spec_asks(self, docker: Sandbox, tools: Path) -> None:
+    def test_no_network_unless_the_spec_asks(self, hardened: Sandbox, tools: Path) -> None:
         try:
             address = socket.getaddrinfo("deb.debian.org", 80, socket.AF_INET)[0][4][0]
         except OSError:
@@ -417,14 +420,14 @@ class TestDockerHardening:
                     return f"failed: {e.strerror or e}"
         """
         params = {"type": "object", "properties": {"ip": {"type": "string"}}}
-        offline = docker.call(write_tool(tools, "netless", "python", source, parameters=params), {"ip": address})
+        offline = hardened.call(write_tool(tools, "netless", "python", source, parameters=params), {"ip": address})
         assert offline.result.startswith("failed: ")
         assert "unreachable" in offline.result.lower()
-        online = docker.call(write_tool(tools, "netful", "python", source, parameters=params, network=True),
+        online = hardened.call(write_tool(tools, "netful", "python", source, parameters=params, network=True),
                              {"ip": address})
         assert online.result == "connected"  # the control: the same code can connect when allowed
 
-    def test_memory_bomb_is_reported_as_oom(self, docker: Sandbox, tools: Path) -> None:
+    def test_memory_bomb_is_reported_as_oom(self, hardened: Sandbox, tools: Path) -> None:
         source = """
             def run():
                 hog = []
@@ -432,19 +435,19 @@ class TestDockerHardening:
                     hog.append(bytearray(8 * 1024 * 1024))
         """
         bundle = write_tool(tools, "hog", "python", source, limits={"memory_mb": 64, "timeout_s": 60})
-        result = docker.call(bundle, {})
+        result = hardened.call(bundle, {})
         assert result.status is CallStatus.oom
         assert result.error["type"] == "OutOfMemory"
         assert "hog ran out of memory (limit 64 MB) and was killed" in result.error["message"]
-        assert session_gone(docker, result.meta)
+        assert session_gone(hardened, result.meta)
 
-    def test_memory_bomb_in_a_bash_child_is_reported_as_oom(self, docker: Sandbox, tools: Path) -> None:
+    def test_memory_bomb_in_a_bash_child_is_reported_as_oom(self, hardened: Sandbox, tools: Path) -> None:
         source = "python3 -c 'x = bytearray(200 * 1024 * 1024); print(len(x))'\n"
         bundle = write_tool(tools, "bash-hog", "bash", source, limits={"memory_mb": 64, "timeout_s": 60})
-        result = docker.call(bundle, {})
+        result = hardened.call(bundle, {})
         assert result.status is CallStatus.oom, result
 
-    def test_fork_bomb_is_contained_by_the_pids_limit(self, docker: Sandbox, tools: Path) -> None:
+    def test_fork_bomb_is_contained_by_the_pids_limit(self, hardened: Sandbox, tools: Path) -> None:
         source = """
             import os, time
             def run():
@@ -460,29 +463,33 @@ class TestDockerHardening:
                 return {"children": children, "error": None}
         """
         bundle = write_tool(tools, "forker", "python", source, limits={"pids": 16, "timeout_s": 30})
-        result = docker.call(bundle, {})
+        result = hardened.call(bundle, {})
         assert result.ok, result
         assert result.result["error"] == "Resource temporarily unavailable"
         assert 0 < result.result["children"] < 16
         # the strays were swept: the same warm container forks as many again
-        again = docker.call(bundle, {})
+        again = hardened.call(bundle, {})
         assert again.meta["warm"] and again.result == result.result
 
-    def test_classic_bash_fork_bomb(self, docker: Sandbox, tools: Path) -> None:
-        bundle = write_tool(tools, "bomb", "bash", "bomb() { bomb | bomb & }; bomb\nwait\n",
-                            limits={"pids": 32, "timeout_s": 3})
-        result = docker.call(bundle, {})
-        assert result.status in (CallStatus.timeout, CallStatus.error, CallStatus.ok), result
-        assert not call_containers(bundle.name) or result.status is not CallStatus.timeout
-        healthy = docker.call(load_tool_dir(EXAMPLES / "word-count"), {"text": "still fine"})
+    def test_classic_bash_fork_bomb(self, hardened: Sandbox, tools: Path) -> None:
+        """Contained either way: bash gives up forking (pids limit) or the wall-time kill ends it."""
+        bundle = write_tool(tools, "bomb", "bash", "bomb() { bomb | bomb & }; bomb\nwait\necho survived\n",
+                            limits={"pids": 32, "timeout_s": 5})
+        result = hardened.call(bundle, {})
+        if result.status is CallStatus.timeout:
+            assert session_gone(hardened, result.meta)
+        else:
+            assert result.status in (CallStatus.ok, CallStatus.error), result
+            assert "fork: retry: Resource temporarily unavailable" in result.stderr
+        healthy = hardened.call(load_tool_dir(EXAMPLES / "word-count"), {"text": "still fine"})
         assert healthy.result["words"] == 2
 
-    def test_containers_are_labelled_and_limited(self, docker: Sandbox, tools: Path) -> None:
+    def test_containers_are_labelled_and_limited(self, hardened: Sandbox, tools: Path) -> None:
         from toolforge.sandbox.docker_client import client
 
         bundle = write_tool(tools, "labelled", "python", "def run():\n    return 1\n",
                             limits={"memory_mb": 96, "cpus": 0.5, "pids": 40})
-        result = docker.call(bundle, {}, labels={"io.toolforge.job": "job-123"})
+        result = hardened.call(bundle, {}, labels={"io.toolforge.job": "job-123"})
         info = client().api.inspect_container(result.meta["container"])
         labels = info["Config"]["Labels"]
         assert labels["io.toolforge"] == "1" and labels["io.toolforge.kind"] == "call"
@@ -497,12 +504,12 @@ class TestDockerHardening:
         assert info["Config"]["User"] == "10001:10001"
         assert list(host["Tmpfs"]) == ["/tmp"]
 
-    def test_orphans_of_dead_processes_are_reaped(self, docker: Sandbox, tools: Path) -> None:
+    def test_orphans_of_dead_processes_are_reaped(self, hardened: Sandbox, tools: Path) -> None:
         from toolforge.sandbox.docker_backend import DockerBackend
         from toolforge.sandbox.docker_client import client
 
         bundle = write_tool(tools, "orphan", "python", "def run():\n    return 1\n")
-        image = docker.build(bundle)
+        image = hardened.build(bundle)
         dead_pid = _dead_pid()
         api = client().api
         labels = {"io.toolforge": "1", "io.toolforge.kind": "call", "io.toolforge.tool": "orphan",
@@ -511,16 +518,14 @@ class TestDockerHardening:
         alive_labels = {**labels, "io.toolforge.owner": f"{socket.gethostname()}:{os.getpid()}"}
         mine = api.create_container(image, labels=alive_labels)["Id"]
         try:
-            assert isinstance(docker.backend, DockerBackend)
-            assert docker.reap_orphans() >= 1
+            assert isinstance(hardened.backend, DockerBackend)
+            assert hardened.reap_orphans() >= 1
             ids = {c["Id"] for c in call_containers("orphan")}
             assert orphan not in ids and mine in ids
         finally:
             for cid in (orphan, mine):
-                try:
+                with contextlib.suppress(Exception):
                     api.remove_container(cid, force=True)
-                except Exception:  # noqa: BLE001
-                    pass
 
 
 def _dead_pid() -> int:

@@ -16,11 +16,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolforge.config import Settings, load_settings
-from toolforge.errors import OutOfMemory, TestsFailed, ToolFailed, ToolforgeError, ToolTimeout
+from toolforge.errors import (
+    Interrupted,
+    OutOfMemory,
+    TestsFailed,
+    ToolFailed,
+    ToolforgeError,
+    ToolTimeout,
+    UsageError,
+)
 from toolforge.registry import Registry, ToolRecord, parse_ref
 from toolforge.spec import TestReport, ToolBundle, load_tool_dir, validate_args
 
 if TYPE_CHECKING:
+    import threading
+
     from toolforge.agents import AgentSpec, AgentStore, SolveResult
     from toolforge.jobs.api import JobHandle
     from toolforge.jobs.store import JobStore
@@ -28,6 +38,7 @@ if TYPE_CHECKING:
     from toolforge.memory.store import Graph, MemoryStore
     from toolforge.sandbox.backend import Backend, CallResult
     from toolforge.sandbox.service import Sandbox
+    from toolforge.sandbox.state import StateSnapshot
     from toolforge.synth.pipeline import SynthesisResult
 
 
@@ -109,28 +120,54 @@ class Forge:
         name, version = parse_ref(ref)
         return self.registry.export(name, dest, version)
 
-    def test(self, ref: str) -> TestReport:
-        """Run a registered tool's tests in the sandbox and store the report."""
+    # -- run / test / state (sandbox runtime) ----------------------------------------------
+    def test(self, ref: str, *, progress: Any = None) -> TestReport:
+        """Run a registered tool's tests in the sandbox and store the report in the registry."""
         record = self.tool(ref)
-        report = self.sandbox.run_tests(record.bundle)
+        report = self.sandbox.run_tests(record.bundle, progress=progress)
         self.registry.set_report(record.name, record.version, report)
+        if report.image:
+            self.registry.set_image(record.name, record.version, report.image)
         return report
 
     def call(
         self, ref: str, args: dict[str, Any] | None = None, *, state_ns: str | None = None,
-        timeout_s: float | None = None,
+        timeout_s: float | None = None, cancel: threading.Event | None = None,
+        labels: dict[str, str] | None = None, progress: Any = None,
     ) -> CallResult:
-        """Validate ``args`` and call the tool in the sandbox; return the full CallResult."""
+        """Call the tool in the sandbox and return the full CallResult (never raises for a
+        tool failure: see ``status``). Arguments are validated against the schema first
+        (ArgumentError, exit 2) — before anything is built or started."""
         record = self.tool(ref)
-        args = validate_args(record.spec, args or {})
-        return self.sandbox.call(record.bundle, args, state_ns=state_ns, timeout_s=timeout_s)
+        validate_args(record.spec, args or {})
+        if progress is not None:
+            self.sandbox.build(record.bundle, progress=progress)
+        return self.sandbox.call(
+            record.bundle, args or {}, state_ns=state_ns, timeout_s=timeout_s, cancel=cancel, labels=labels
+        )
 
     def run(self, ref: str, /, *, state_ns: str | None = None, timeout_s: float | None = None, **args: Any) -> Any:
-        """Call the tool and return its result; raise ToolFailed / ToolTimeout / OutOfMemory."""
-        result = self.call(ref, args, state_ns=state_ns, timeout_s=timeout_s)
-        raise_for_result(self.tool(ref), result, timeout_s)
+        """Call the tool and return its result; raise ToolFailed (exit 1), ToolTimeout /
+        OutOfMemory (exit 4) or Interrupted (cancelled) when it does not succeed."""
+        record = self.tool(ref)
+        result = self.sandbox.call(record.bundle, args, state_ns=state_ns, timeout_s=timeout_s)
+        raise_for_result(record, result, timeout_s)
         return result.result
 
+    def state_show(self, ref: str, ns: str | None = None) -> StateSnapshot:
+        return self.sandbox.show_state(self.tool(ref).bundle, ns)
+
+    def state_export(self, ref: str, dest: Path | str, ns: str | None = None) -> int:
+        return self.sandbox.export_state(self.tool(ref).bundle, Path(dest), ns)
+
+    def state_import(self, ref: str, src: Path | str, ns: str | None = None) -> int:
+        src = Path(src)
+        if not src.is_file():
+            raise UsageError(f"{src} is not a file", hint="Pass a .tar.gz made by: toolforge state export NAME FILE")
+        return self.sandbox.import_state(self.tool(ref).bundle, src, ns)
+
+    def state_reset(self, ref: str, ns: str | None = None) -> bool:
+        return self.sandbox.reset_state(self.tool(ref).bundle, ns)
 
     # -- synth --------------------------------------------------------------------------
     def generate(
@@ -254,6 +291,8 @@ def raise_for_result(record: ToolRecord, result: CallResult, timeout_s: float | 
         raise ToolTimeout(record.name, timeout_s or record.spec.limits.timeout_s)
     if status is CallStatus.oom:
         raise OutOfMemory(record.name, record.spec.limits.memory_mb)
+    if status is CallStatus.cancelled:
+        raise Interrupted(f"The call to {record.name} was cancelled; the work was killed")
     error = result.error or {}
     if status is CallStatus.error or status is CallStatus.crashed:
         raise ToolFailed(

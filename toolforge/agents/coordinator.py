@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -172,7 +172,7 @@ class Coordinator:
     # -- task types and agents -----------------------------------------------------------
     def classify(self, task: str) -> str:
         """A short task-type label for ``task``, chosen by the model (known labels preferred)."""
-        known = sorted({s.task_type for s in self.store.stats()} | {t for a in self.store.list() for t in a.task_types})
+        known = sorted({s.task_type for s in self.store.stats() if s.task_type} | {t for a in self.store.list() for t in a.task_types})
         reply = self.ask("classify", prompts.CLASSIFY.format(known=", ".join(known) or "none yet"), task,
                          prompts.TaskTypeReply)
         return slug_label(reply.task_type) or "general"
@@ -228,7 +228,7 @@ class Coordinator:
         tools += "\n" + "\n".join(f"- {n}: {m['description']}" for n, m in META_TOOLS.items())
         draft = self.ask("generate_agent", prompts.GENERATE_AGENT.format(tools=tools), task.strip(),
                          prompts.AgentDraft)
-        allowed: list[str] | str = ALL_TOOLS
+        allowed: list[str] | Literal["*"] = ALL_TOOLS
         if draft.tools != ALL_TOOLS:
             allowed = [t for t in draft.tools if t in known] or ALL_TOOLS
         spec = AgentSpec(

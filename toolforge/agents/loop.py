@@ -117,7 +117,9 @@ class AgentLoop:
         self.tracer = tracer
         self.budget = budget
         self.label = label or spec.name
-        self.native = bool(getattr(llm, "supports_tools", True))
+        # the embedded model (a LiteLLM with local=True) takes the JSON action format even
+        # where its wrapper does not (yet) say supports_tools=False
+        self.native = bool(getattr(llm, "supports_tools", True)) and not getattr(llm, "local", False)
         self.messages: list[Message] = []
         self._sent = 0
 

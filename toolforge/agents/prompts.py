@@ -22,8 +22,8 @@ class TopologyChoice(_Reply):
 
 class PlanStep(_Reply):
     task: str = Field(min_length=1, description="what this step must produce")
-    task_type: str = Field("general", description="short lowercase label of the step's kind")
-    agent_name: str = Field("step-agent", description="a short name for the specialist")
+    task_type: str = Field(default="general", description="short lowercase label of the step's kind")
+    agent_name: str = Field(default="step-agent", description="a short name for the specialist")
     role: str = Field(min_length=1, description="the specialist's system prompt")
 
 
@@ -50,8 +50,8 @@ class AgentDraft(_Reply):
     description: str = Field(min_length=1)
     role: str = Field(min_length=1)
     tools: list[str] | Literal["*"] = "*"
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_steps: int = Field(8, ge=1, le=50)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_steps: int = Field(default=8, ge=1, le=50)
     task_types: list[str] = Field(default_factory=list)
 
 

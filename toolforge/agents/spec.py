@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from toolforge.errors import UsageError
 
 AGENT_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-ALL_TOOLS = "*"
+ALL_TOOLS: Final[Literal["*"]] = "*"
 
 
 class AgentSpec(BaseModel):
@@ -24,17 +24,17 @@ class AgentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="lowercase [a-z][a-z0-9_-]*, at most 64 characters")
-    version: int = Field(1, ge=1)
+    version: int = Field(default=1, ge=1)
     description: str = Field(min_length=1, description="one line: what this agent is good at")
     role: str = Field(min_length=1, description="the system prompt that makes it a specialist")
-    tools: list[str] | Literal["*"] = Field(
+    tools: list[str] | Literal["*"] = Field(default=
         ALL_TOOLS, description='registered tool / meta-tool names it may call, or "*" for all'
     )
-    model: str | None = Field(None, description="litellm model string; None = the run's model")
-    temperature: float | None = Field(None, ge=0, le=2)
-    max_steps: int = Field(8, ge=1, le=200, description="model turns before the run is stopped")
-    max_tokens: int | None = Field(None, ge=1, description="token budget (prompt + completion)")
-    max_seconds: float | None = Field(None, gt=0, description="wall-time budget")
+    model: str | None = Field(default=None, description="litellm model string; None = the run's model")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_steps: int = Field(default=8, ge=1, le=200, description="model turns before the run is stopped")
+    max_tokens: int | None = Field(default=None, ge=1, description="token budget (prompt + completion)")
+    max_seconds: float | None = Field(default=None, gt=0, description="wall-time budget")
     task_types: list[str] = Field(default_factory=list, description="task-type labels it is made for")
 
     @field_validator("name")
@@ -52,10 +52,15 @@ class AgentSpec(BaseModel):
     def allows(self, tool: str) -> bool:
         return self.tools == ALL_TOOLS or tool in self.tools
 
-    def budget(self, **overrides: Any) -> Budget:
-        values = {"max_steps": self.max_steps, "max_tokens": self.max_tokens, "max_seconds": self.max_seconds}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return Budget.checked(**values)
+    def budget(
+        self, *, max_steps: int | None = None, max_tokens: int | None = None, max_seconds: float | None = None
+    ) -> Budget:
+        """This agent's budget, with any of its bounds overridden for one run."""
+        return Budget.checked(
+            max_steps=self.max_steps if max_steps is None else max_steps,
+            max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+            max_seconds=self.max_seconds if max_seconds is None else max_seconds,
+        )
 
 
 @dataclass(frozen=True)

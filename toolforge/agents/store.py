@@ -10,6 +10,7 @@ performance registry, and run traces.
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 from dataclasses import dataclass
@@ -154,14 +155,14 @@ class AgentStore:
     def versions(self, name: str) -> list[int]:
         return [r[0] for r in self._exec("SELECT version FROM agents WHERE name = ? ORDER BY version", (name,))]
 
-    def list(self) -> list[AgentSpec]:
+    def list(self) -> builtins.list[AgentSpec]:
         rows = self._exec(
             "SELECT a.spec FROM agents a JOIN (SELECT name, MAX(version) v FROM agents GROUP BY name) m"
             " ON a.name = m.name AND a.version = m.v ORDER BY a.name"
         )
         return [AgentSpec.model_validate_json(r[0]) for r in rows]
 
-    def remove(self, ref: str) -> list[int]:
+    def remove(self, ref: str) -> builtins.list[int]:
         spec = self.get(ref)
         versions = [spec.version] if "@" in ref else self.versions(spec.name)
         for v in versions:
@@ -179,7 +180,7 @@ class AgentStore:
             (agent, agent_version, task_type, int(success), cost_usd, latency_s, tokens, task_id, now_iso()),
         )
 
-    def stats(self, *, agent: str | None = None, task_type: str | None = None) -> list[AgentStats]:
+    def stats(self, *, agent: str | None = None, task_type: str | None = None) -> builtins.list[AgentStats]:
         """Success rate, average cost / latency / tokens and count per (agent, task type)."""
         where, params = [], []
         if agent:
@@ -209,13 +210,11 @@ class AgentStore:
         if not candidates:
             return None
         if by == "success":
-            key = lambda s: (-s.success_rate, s.avg_cost_usd, s.avg_latency_s, s.agent)  # noqa: E731
-        else:
-            if any(s.successes for s in candidates):
-                candidates = [s for s in candidates if s.successes]
-            field = "avg_cost_usd" if by == "cost" else "avg_latency_s"
-            key = lambda s: (getattr(s, field), -s.success_rate, s.agent)  # noqa: E731
-        return sorted(candidates, key=key)[0]
+            return min(candidates, key=lambda s: (-s.success_rate, s.avg_cost_usd, s.avg_latency_s, s.agent))
+        if any(s.successes for s in candidates):
+            candidates = [s for s in candidates if s.successes]
+        field = "avg_cost_usd" if by == "cost" else "avg_latency_s"
+        return min(candidates, key=lambda s: (getattr(s, field), -s.success_rate, s.agent))
 
     # -- runs and traces -----------------------------------------------------------------
     def start_run(self, run_id: str, *, task: str, topology: str, model: str | None) -> None:
@@ -247,11 +246,11 @@ class AgentStore:
             raise NotFoundError("run", run_id, hint="See the recorded runs with: toolforge runs list")
         return _run_dict(rows[0])
 
-    def runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
+    def runs(self, *, limit: int = 50) -> builtins.list[dict[str, Any]]:
         rows = self._exec("SELECT * FROM runs ORDER BY started_at DESC, id LIMIT ?", (limit,))
         return [_run_dict(r) for r in rows]
 
-    def events(self, run_id: str) -> list[dict[str, Any]]:
+    def events(self, run_id: str) -> builtins.list[dict[str, Any]]:
         self.run(run_id)  # unknown ids fail with NotFoundError
         rows = self._exec(
             "SELECT seq, ts, kind, agent, data FROM run_events WHERE run_id = ? ORDER BY seq", (run_id,)

@@ -16,6 +16,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from itertools import islice
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 MAX_RESULT_CHARS = 8000  # what one tool result may put into the conversation
 LANGUAGES = ["python", "typescript", "bash"]
+JOB_WAIT_S = 60.0  # job_status(wait=true) waits at most this long (or the agent's time left)
+FINISHED_JOB = ("succeeded", "failed", "cancelled", "timed_out")
 
 META_TOOLS: dict[str, dict[str, Any]] = {
     "generate_tool": {
@@ -225,7 +228,8 @@ class Toolbox:
                 return _outcome(False, {"ok": False, "error": reply["error"]}, started)
             return _outcome(True, {"ok": True, "result": reply}, started)
         handler = getattr(self, "_meta_" + name)
-        return _outcome(True, {"ok": True, "result": handler(**args)}, started)
+        extra = {"timeout_s": timeout_s} if name == "job_status" else {}
+        return _outcome(True, {"ok": True, "result": handler(**args, **extra)}, started)
 
     def _meta_generate_tool(self, requirement: str, language: str = "python") -> dict[str, Any]:
         result = self.forge.generate(requirement, language=language, model=self.model)
@@ -236,10 +240,11 @@ class Toolbox:
 
     def _meta_list_tools(self, query: str = "") -> list[dict[str, Any]]:
         callable_names = {r.name: fn for fn, r in self._tools.items()}
+        found: list[ToolRecord] = list(islice(self.forge.registry.search(query), 25))
         return [
             {"name": callable_names.get(r.name, r.name), "description": r.spec.description,
              "callable": r.name in callable_names}
-            for r in self.forge.registry.search(query)[:25]
+            for r in found
         ]
 
     def _job_tool(self, tool: str) -> ToolRecord:
@@ -255,14 +260,19 @@ class Toolbox:
         handle = self.forge.submit(f"{record.name}@{record.version}", validate_args(record.spec, args or {}))
         return {"job_id": handle.id, "status": str(_value(handle.status()))}
 
-    def _meta_job_status(self, job_id: str, wait: bool = False) -> dict[str, Any]:
+    def _meta_job_status(self, job_id: str, wait: bool = False, *, timeout_s: float | None = None) -> dict[str, Any]:
+        from toolforge.errors import JobWaitTimeout
+
         handle = self.forge.job(job_id)
         if wait:
-            handle.wait()
+            try:
+                handle.wait(timeout=min(timeout_s or JOB_WAIT_S, JOB_WAIT_S))
+            except JobWaitTimeout:
+                pass  # still running: the status says so
         status = str(_value(handle.status()))
         out: dict[str, Any] = {"job_id": job_id, "status": status}
-        if status in ("succeeded", "done", "ok", "completed"):
-            out["result"] = handle.result()
+        if status in FINISHED_JOB:
+            out["result"] = handle.result()  # a failed job raises its error: the model reads it
         return out
 
 

@@ -52,7 +52,7 @@ def _status(status: str) -> str:
 
 
 def run_async(
-    ref: str, args: dict[str, Any], *, state_ns: str | None = None, timeout_s: float | None = None,
+    f: Any, ref: str, args: dict[str, Any], *, state_ns: str | None = None, timeout_s: float | None = None,
     priority: int = 0, json_out: bool = False,
 ) -> None:
     """``toolforge run NAME --async``: queue the call, make sure a worker is alive, print the id, return.
@@ -60,15 +60,14 @@ def run_async(
     Bad input fails here (exit 2) and queues nothing. The worker is started detached
     without waiting for it to come up, so the command returns at once.
     """
-    with forge() as f:
-        handle = f.submit(ref, args, state_ns=state_ns, timeout_s=timeout_s, priority=priority)
-        pid, started = f.start_worker(wait_s=0)
-        if json_out:
-            print_json({"id": handle.id, "status": "queued"})
-            return
-        console().print(handle.id)
-        note = f"started a background worker (pid {pid})" if started else f"worker pid {pid}"
-        err_console().print(f"[dim]queued; {note}. Follow it with: toolforge jobs wait {handle.id}[/]")
+    handle = f.submit(ref, args, state_ns=state_ns, timeout_s=timeout_s, priority=priority)
+    pid, started = f.start_worker(wait_s=0)
+    if json_out:
+        print_json({"id": handle.id, "status": "queued"})
+        return
+    console().print(handle.id)
+    note = f"started a background worker (pid {pid})" if started else f"worker pid {pid}"
+    err_console().print(f"[dim]queued; {note}. Follow it with: toolforge jobs wait {handle.id}[/]")
 
 
 # -- jobs -----------------------------------------------------------------------------------

@@ -109,9 +109,11 @@ def stop(settings: Settings, *, timeout_s: float = 30.0) -> int | None:
 
 def status(settings: Settings, store: Any) -> dict[str, Any]:
     """The detached worker, every registered worker (alive or not) and the queue counts."""
+    from toolforge.jobs.worker import STALE_AFTER_S
+
     workers = []
     for w in store.workers():
-        w.alive = w.stopped_at is None and not worker_dead_here(w.id) and time.time() - w.heartbeat_at < 15
+        w.alive = w.stopped_at is None and not worker_dead_here(w.id) and time.time() - w.heartbeat_at < STALE_AFTER_S
         workers.append(w.to_json())
     return {
         "daemon": {"pid": running_pid(settings), "pid_file": str(pid_file(settings)), "log": str(log_file(settings))},

@@ -34,6 +34,7 @@ log = logging.getLogger("toolforge.jobs")
 # The worker's containers carry its id. Not the job id: the warm pool keys sessions by their
 # labels, so a per-job label would make every job start a cold container.
 WORKER_LABEL = "io.toolforge.worker"
+STALE_AFTER_S = 15.0  # a running job unheard of for this long is taken back (its worker is lost)
 RETRY_DELAY_S = 5.0  # before a job that met an unavailable environment (Docker down) runs again
 
 
@@ -49,7 +50,7 @@ class Worker:
         concurrency: int | None = None,
         poll_s: float = 0.02,
         heartbeat_s: float = 1.0,
-        stale_after_s: float = 15.0,
+        stale_after_s: float = STALE_AFTER_S,
         cancel_check_s: float = 0.25,
         recover_every_s: float = 5.0,
         shutdown_grace_s: float = 10.0,

@@ -87,14 +87,20 @@ def event_kind(event: dict[str, Any]) -> str:
     return str(event.get("kind") or event.get("type") or event.get("event") or "event")
 
 
+_BODY_KEYS = ("content", "text", "message", "summary", "output", "result", "answer")
+_NOISE_KEYS = {"kind", "type", "event", "agent", "retain", "seq", "ts", "time", "input", "model",
+               "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms"}
+
+
 def event_text(event: dict[str, Any]) -> str:
-    """One line of readable text for an event of any shape."""
-    body = event.get("content") or event.get("text") or event.get("message") or event.get("summary")
+    """One line of readable text for an event of any shape (a run-trace event or a JSONL line)."""
+    body = next((event[k] for k in _BODY_KEYS if event.get(k) not in (None, "", [], {})), None)
     if body is None:
-        rest = {k: v for k, v in event.items() if k not in ("kind", "type", "agent", "retain", "ts", "time")}
-        body = json.dumps(rest, ensure_ascii=False, default=str, sort_keys=True)
+        body = {k: v for k, v in event.items() if k not in _NOISE_KEYS}
+    if not isinstance(body, str):
+        body = json.dumps(body, ensure_ascii=False, default=str, sort_keys=True)
     agent = event.get("agent")
-    return f"{event_kind(event)}" + (f" ({agent})" if agent else "") + f": {body if isinstance(body, str) else json.dumps(body, default=str)}"
+    return f"{event_kind(event)}" + (f" ({agent})" if agent else "") + f": {body}"
 
 
 def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
@@ -131,12 +137,12 @@ def load_events(settings: Settings, *, run_id: str | None = None, path: Path | s
     if path is not None:
         return Path(path).stem, read_jsonl(path)
     try:
-        from toolforge.agents.store import load_run_events  # type: ignore[import-not-found]
+        from toolforge.agents.store import load_run_events
     except ImportError as e:
         raise ToolforgeError(
             f"Run traces cannot be read here ({e})", hint="Export the run's events as JSONL and use --events FILE."
         ) from None
-    return str(run_id), list(load_run_events(settings, run_id))
+    return str(run_id), list(load_run_events(settings, str(run_id)))
 
 
 # -- model -------------------------------------------------------------------------------
@@ -223,11 +229,11 @@ def merge(
                 sources.setdefault(ids[key], set()).update(node.events)
         for extraction in extractions:
             for edge in extraction.edges:
-                ends = [ids.get(" ".join(x.split()).lower()) or _row_id(_find_label(conn, graph.name, x)) for x in (edge.src, edge.dst)]
-                if None in ends or ends[0] == ends[1]:
+                a, b = (_label_id(conn, graph.name, ids, x) for x in (edge.src, edge.dst))
+                if a is None or b is None or a == b:
                     result.edges_dropped.append(f"{edge.src} -{edge.type}-> {edge.dst}")
                     continue
-                _, created = graph.add_edge(ends[0], ends[1], edge.type, edge.weight, conn=conn)
+                _, created = graph.add_edge(a, b, edge.type, edge.weight, conn=conn)
                 result.edges_created += created
         for index in retain:
             event = events[index]
@@ -242,7 +248,12 @@ def merge(
     return result
 
 
-def _row_id(row: sqlite3.Row | None) -> int | None:
+def _label_id(conn: sqlite3.Connection, graph: str, ids: dict[str, int], label: str) -> int | None:
+    """The node a model's edge names: one extracted now, else one already in the graph."""
+    text = " ".join(label.split())
+    if text.lower() in ids:
+        return ids[text.lower()]
+    row = _find_label(conn, graph, text)
     return None if row is None else int(row["id"])
 
 

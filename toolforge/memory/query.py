@@ -4,6 +4,8 @@
   embedder configured, fused with cosine similarity of stored vectors (``vectors.py``).
 * pattern — a glob (``parse_*``) or a ``/regex/`` over labels and content, case-insensitive.
   A glob must match a whole label or a whole content; a regex may match anywhere.
+  Patterns scan the graph's nodes inside SQLite (LIKE in C for globs; a registered
+  REGEXP function for regexes and [classes]).
 * traverse — breadth-first from one node to ``radius`` hops over chosen edge types, in a
   chosen direction; each hit carries its depth and the edge it was reached by.
 
@@ -99,7 +101,7 @@ def bm25_hits(graph: Graph, text: str, kind: str | None, etypes: list[str], limi
     )
     hits = []
     for row in rows:
-        score = round(-row["rank"], 6)
+        score = -row["rank"]
         hits.append(Hit(node_from_row(row), score=score, scores={"bm25": score}))
     return hits
 

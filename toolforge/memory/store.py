@@ -76,9 +76,11 @@ MIGRATIONS = [
     CREATE TABLE memory_vectors (
         node_id INTEGER PRIMARY KEY REFERENCES memory_nodes(id) ON DELETE CASCADE,
         model TEXT NOT NULL,
-        text_hash TEXT NOT NULL,
         vec BLOB NOT NULL
     );
+    CREATE TRIGGER memory_nodes_au_vec AFTER UPDATE OF label, content ON memory_nodes BEGIN
+        DELETE FROM memory_vectors WHERE node_id = new.id;
+    END;
     """,
 ]
 
@@ -138,14 +140,12 @@ class MemoryStore:
 
     # -- graphs ---------------------------------------------------------------------
     def graph(self, name: str = "default", *, create: bool = True) -> Graph:
-        """The graph ``name``; with ``create`` it is made if missing, else NotFoundError
-        (``default`` always exists, so a fresh install can be queried)."""
+        """The graph ``name``. It is recorded with its first write, so merely opening one (or a
+        failed import into one) leaves no trace; with ``create=False`` a graph that was never
+        written is a NotFoundError, except ``default``, which always reads as a (maybe empty) graph."""
         m.graph_name(name)
-        if not self.rows("SELECT 1 FROM memory_graphs WHERE name = ?", (name,)):
-            if not create and name != "default":
-                raise NotFoundError("graph", name, hint="List the graphs with: toolforge memory graphs")
-            with self.write() as conn:
-                conn.execute("INSERT OR IGNORE INTO memory_graphs (name, created_at) VALUES (?, ?)", (name, now()))
+        if not create and name != "default" and not self.rows("SELECT 1 FROM memory_graphs WHERE name = ?", (name,)):
+            raise NotFoundError("graph", name, hint="List the graphs with: toolforge memory graphs")
         return Graph(self, name)
 
     def graphs(self) -> list[GraphInfo]:
@@ -210,6 +210,7 @@ class Graph:
         if conn is None:
             with self.store.write() as c:
                 return self.add_node(kind, text, content, meta, conn=c)
+        conn.execute("INSERT OR IGNORE INTO memory_graphs (name, created_at) VALUES (?, ?)", (self.name, now()))
         row = conn.execute(
             "SELECT * FROM memory_nodes WHERE graph = ? AND type = ? AND label = ?", (self.name, kind, text)
         ).fetchone()
@@ -325,7 +326,8 @@ class Graph:
         """Delete the edges src → dst (of ``type`` only, if given); return how many."""
         with self.store.write() as conn:
             a, b = self._resolve(conn, src), self._resolve(conn, dst)
-            sql, params = "DELETE FROM memory_edges WHERE src = ? AND dst = ?", [a.id, b.id]
+            sql = "DELETE FROM memory_edges WHERE src = ? AND dst = ?"
+            params: list[Any] = [a.id, b.id]
             if type is not None:
                 sql += " AND type = ?"
                 params.append(m.edge_type(type))

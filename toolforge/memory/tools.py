@@ -132,7 +132,7 @@ def record_events(graph: Graph, run_id: str, events: Sequence[dict[str, Any]]) -
         ids = [run.id]
         for index, event in enumerate(events):
             node, _ = graph.add_node(
-                NodeType.event, f"run {run_id} #{index} {event_kind(event)}", event_text(event),
+                NodeType.event, f"run {run_id} #{index} {event_kind(event)[:40]}", event_text(event),
                 {"run": run_id, "index": index}, conn=conn,
             )
             graph.add_edge(node.id, run.id, "part_of", conn=conn)

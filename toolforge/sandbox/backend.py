@@ -100,7 +100,7 @@ class Backend(ABC):
         """Remove what dead toolforge processes left behind; return how many objects."""
         return 0
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release backend resources."""
 
     def __enter__(self) -> Backend:

@@ -15,16 +15,14 @@ import re
 import shlex
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from toolforge.config import Settings
 from toolforge.errors import BuildError, DependencyError, EnvironmentUnavailable, SpecError
+from toolforge.sandbox.backend import Progress
 from toolforge.sandbox.docker_client import LABEL, LABEL_KIND, LABEL_TOOL
 from toolforge.sandbox.images import base_image_tag, data_dir, docker_build, image_exists
 from toolforge.spec import ToolBundle
-
-Progress = Callable[[str], None]
 
 RUNNERS_DIR = Path(__file__).resolve().parent / "runners"
 TOOL_REPO = "toolforge-tool-{name}"

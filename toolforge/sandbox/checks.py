@@ -116,7 +116,7 @@ class _Interpreter:
     def _Dict(self, node: ast.Dict) -> dict[Any, Any]:
         if any(k is None for k in node.keys):
             raise CheckError("check uses **-unpacking, which is not allowed")
-        return {self.eval(k): self.eval(v) for k, v in zip(node.keys, node.values)}  # type: ignore[arg-type]
+        return {self.eval(k): self.eval(v) for k, v in zip(node.keys, node.values, strict=False)}  # type: ignore[arg-type]
 
     # -- operators -----------------------------------------------------------------------
     def _BoolOp(self, node: ast.BoolOp) -> Any:
@@ -154,7 +154,7 @@ class _Interpreter:
 
     def _Compare(self, node: ast.Compare) -> bool:
         left = self.eval(node.left)
-        for op, comparator in zip(node.ops, node.comparators):
+        for op, comparator in zip(node.ops, node.comparators, strict=False):
             right = self.eval(comparator)
             if not _CMPOPS[type(op)](left, right):
                 return False
@@ -190,11 +190,14 @@ class _Interpreter:
             if node.func.attr not in allowed:
                 raise CheckError(f"check calls .{node.func.attr}() on a {type(target).__name__}, which is not allowed")
             return _bounded(getattr(target, node.func.attr)(*args, **kwargs))
-        if isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS and not any(
-            node.func.id in scope for scope in self.scopes
-        ):
-            return _bounded(_FUNCTIONS[node.func.id](*args, **kwargs))
-        raise CheckError("check calls something that is not an allowed function")
+        if isinstance(node.func, ast.Name):
+            name = node.func.id
+            if name not in _FUNCTIONS or any(name in scope for scope in self.scopes):
+                raise CheckError(
+                    f"check calls {name!r}, which is not an allowed function (allowed: {', '.join(_FUNCTIONS)})"
+                )
+            return _bounded(_FUNCTIONS[name](*args, **kwargs))
+        raise CheckError(f"check calls a {type(node.func).__name__}, which is not allowed")
 
     # -- comprehensions (simple names as targets) ----------------------------------------
     def _comprehension(self, node: Any, make: Callable[[], Any]) -> Any:
@@ -240,7 +243,7 @@ def _bind(target: ast.AST, item: Any) -> dict[str, Any]:
         values = list(item)
         if len(values) != len(target.elts):
             raise CheckError("check unpacks the wrong number of values")
-        return {e.id: v for e, v in zip(target.elts, values)}  # type: ignore[attr-defined]
+        return {e.id: v for e, v in zip(target.elts, values, strict=False)}  # type: ignore[attr-defined]
     raise CheckError("check loops with a target that is not a name or a tuple of names")
 
 
@@ -263,5 +266,5 @@ def equal(expected: Any, got: Any) -> bool:
     if isinstance(expected, dict) and isinstance(got, dict):
         return expected.keys() == got.keys() and all(equal(expected[k], got[k]) for k in expected)
     if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)):
-        return len(expected) == len(got) and all(equal(a, b) for a, b in zip(expected, got))
+        return len(expected) == len(got) and all(equal(a, b) for a, b in zip(expected, got, strict=False))
     return bool(expected == got)

@@ -169,7 +169,8 @@ class DockerSession(FramedSession):
     def _check_oom(self, result: CallResult) -> CallResult:
         """A child of the runner died by SIGKILL: if the kernel's OOM killer did it, the
         container's state says so once it stops. Stop it (the session is discarded anyway)."""
-        if result.error is None or result.error.get("signal") != 9:
+        err = result.error or {}
+        if err.get("signal") != 9 and err.get("exit_status") != 137:  # 137: bash's "child got SIGKILL"
             return result
         self.reusable = False
         self._kill()

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from toolforge.config import Settings
 from toolforge.errors import BuildError, EnvironmentUnavailable, ToolforgeError
+from toolforge.sandbox.backend import Progress
 from toolforge.sandbox.docker_client import LABEL, LABEL_KIND, LABEL_TOOL, client, translate_errors
-
-Progress = Callable[[str], None]
 
 LANGUAGES = ("python", "typescript", "bash")
 ROOTFS_REPO = "toolforge-rootfs"
 BASE_REPO = "toolforge-base-{name}"
 OFFICIAL_ROOT = "debian:bookworm-slim"
 LABEL_DEFINITION = "io.toolforge.definition"
+BUILD_TIMEOUT_S = 1800  # per read of the build stream: a quiet apt or pip step may take minutes
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")  # the legacy builder paints a step's stderr red
 
 
@@ -121,14 +123,35 @@ def build_base_images(
     if not force and all(image_exists(tag) for tag in tags):
         say("base images are up to date")
         return tags
-    root = root_image(settings)
-    if force or not image_exists(root):
-        _make_root(settings, root, say)
-    common = _layer_tag("common", root)
-    _build_layer("common", root, common, force=force, say=say)
-    for lang, tag in zip(LANGUAGES, tags, strict=True):
-        _build_layer(lang, common, tag, force=force, say=say)
+    with _engine_lock(say):
+        if not force and all(image_exists(tag) for tag in tags):
+            return tags  # another process built them while we waited
+        root = root_image(settings)
+        if force or not image_exists(root):
+            _make_root(settings, root, say)
+        common = _layer_tag("common", root)
+        _build_layer("common", root, common, force=force, say=say)
+        for lang, tag in zip(LANGUAGES, tags, strict=True):
+            _build_layer(lang, common, tag, force=force, say=say)
     return tags
+
+
+@contextmanager
+def _engine_lock(say: Progress) -> Iterator[None]:
+    """One base-image build per machine at a time: images are engine-wide, not per home."""
+    import fcntl
+
+    path = Path(tempfile.gettempdir()) / "toolforge-base-images.lock"
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for another toolforge process that is building the base images")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _make_root(settings: Settings, root: str, say: Progress) -> None:
@@ -216,6 +239,7 @@ def _stream_build(
         decode=True,
         nocache=nocache,
         pull=False,
+        timeout=BUILD_TIMEOUT_S,
     )
 
 

@@ -15,6 +15,7 @@ content hash into the prepared tool folder).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import resource
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -138,14 +140,10 @@ class LocalSession(FramedSession):
 
     def _kill(self) -> None:
         for pid in [*_descendants(self.proc.pid), self.proc.pid]:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
     def _diagnose(self) -> CallResult:
         try:
@@ -194,10 +192,8 @@ class LocalSession(FramedSession):
                 pass
         self._kill()
         for stream in (self.proc.stdin, self.proc.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -334,10 +330,14 @@ class LocalBackend(Backend):
             command = _bwrap_command(bwrap, bundle, tool_dir, workdir, state_dir) + command
         stderr_path = workdir / ".runner-stderr"
         with open(stderr_path, "wb") as err:
-            proc = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, cwd=workdir, env=env,
-                start_new_session=True, preexec_fn=_rlimits(bundle, node=language == "typescript"),
-            )
+            # Spawned from one long-lived thread: bwrap's --die-with-parent (PR_SET_PDEATHSIG)
+            # fires when the *thread* that forked it ends, which would kill pooled sessions
+            # started by short-lived caller threads.
+            proc = _spawner().submit(
+                subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                cwd=workdir, env=env, start_new_session=True,
+                preexec_fn=_rlimits(bundle, node=language == "typescript"),
+            ).result()
         session = LocalSession(bundle, proc, workdir, stderr_path)
         try:
             session.wait_ready(limits.timeout_s)
@@ -345,6 +345,11 @@ class LocalBackend(Backend):
             session.close()
             raise
         return session
+
+
+@cache
+def _spawner() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolforge-local-spawn")
 
 
 @cache

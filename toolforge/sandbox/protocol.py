@@ -179,7 +179,7 @@ class FramedSession(Session):
                 result.duration_ms = (time.perf_counter() - started) * 1000
         else:
             result = result_from_frame(outcome)
-            if result.error and result.error.get("type") in ("Signal", "MemoryError"):
+            if result.error and result.error.get("type") in ("Signal", "MemoryError", "ExitStatus"):
                 result = self._check_oom(result)
         result.meta.setdefault("calls", self.calls)
         return result

@@ -14,13 +14,11 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from toolforge.config import Settings
 from toolforge.errors import BuildError, ConfigError, EnvironmentUnavailable
-
-Progress = Callable[[str], None]
+from toolforge.sandbox.backend import Progress
 
 APT_SOURCES_LIST = Path("/etc/apt/sources.list")
 APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")

@@ -147,7 +147,13 @@ def snapshot_files(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> list[
 # -- Docker: named volumes ---------------------------------------------------------------
 def ensure_volume(tool: str, ns: str | None) -> str:
     """Create the state volume (labelled) unless it exists; refuse a name clash."""
-    from toolforge.sandbox.docker_client import LABEL, LABEL_KIND, LABEL_TOOL, client, translate_errors
+    from toolforge.sandbox.docker_client import (
+        LABEL,
+        LABEL_KIND,
+        LABEL_TOOL,
+        client,
+        translate_errors,
+    )
 
     name = volume_name(tool, ns)
     api = client().api
@@ -250,7 +256,14 @@ class VolumeStore(StateStore):
         from contextlib import contextmanager
 
         from toolforge.sandbox.docker_backend import owner_label, remove_container
-        from toolforge.sandbox.docker_client import LABEL, LABEL_KIND, LABEL_OWNER, LABEL_TOOL, client, translate_errors
+        from toolforge.sandbox.docker_client import (
+            LABEL,
+            LABEL_KIND,
+            LABEL_OWNER,
+            LABEL_TOOL,
+            client,
+            translate_errors,
+        )
 
         @contextmanager
         def helper():  # noqa: ANN202

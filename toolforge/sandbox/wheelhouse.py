@@ -23,8 +23,7 @@ from pathlib import Path
 
 from toolforge.config import Settings
 from toolforge.errors import DependencyError, EnvironmentUnavailable
-
-Progress = Callable[[str], None]
+from toolforge.sandbox.backend import Progress
 
 # The interpreter inside the python base image (Debian bookworm's python3).
 IMAGE_PYTHON_VERSION = "3.11"

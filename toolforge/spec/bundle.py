@@ -19,6 +19,8 @@ from toolforge.errors import SpecError
 from toolforge.spec.models import MAIN_FILES, Language, ToolSpec
 
 SPEC_FILE = "tool.yaml"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10× faster
+_Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 MAX_SOURCE_BYTES = 1024 * 1024
 
 
@@ -87,7 +89,7 @@ def load_tool_dir(path: Path | str) -> ToolBundle:
     if text is None:
         raise SpecError(label, problems)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -134,7 +136,7 @@ def write_tool_dir(bundle: ToolBundle, path: Path | str) -> Path:
 
 
 def dump_spec_yaml(spec: ToolSpec) -> str:
-    return yaml.safe_dump(spec.to_yaml_dict(), sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(spec.to_yaml_dict(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def _read_text(path: Path, label: str, problems: list[tuple[str, str]]) -> str | None:

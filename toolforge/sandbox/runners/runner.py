@@ -26,6 +26,7 @@ the script's stderr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import inspect
 import json
@@ -53,7 +54,7 @@ class Capture:
     """A file that fd 1 or fd 2 points at during a call; emptied before each call."""
 
     def __init__(self, fd: int) -> None:
-        self.file = tempfile.TemporaryFile(prefix="toolforge-capture-")
+        self.file = tempfile.TemporaryFile(prefix="toolforge-capture-")  # noqa: SIM115 - lives as long as the runner
         self.fileno = self.file.fileno()
         os.dup2(self.fileno, fd)
 
@@ -127,7 +128,7 @@ def fit_output(result_json: str | None, out: Capture, err: Capture, limit: int) 
             keep = [half, remaining - half]
     texts = []
     truncated = too_big
-    for capture, size, n in zip((out, err), sizes, keep):
+    for capture, size, n in zip((out, err), sizes, keep, strict=False):
         text = capture.read(n).decode("utf-8", errors="replace")
         if size > n:
             truncated = True
@@ -228,28 +229,30 @@ def _env_value(value) -> str:
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 def sweep_strays() -> None:
-    """Kill every process in the container except init and the runner; reap what we can."""
+    """Kill every process in the container except init and the runner, and wait until they
+    are gone (reaped by us or by init), so strays cannot eat the next call's pids limit."""
     if not SWEEP:
         return
-    me, parent = os.getpid(), os.getppid()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) not in (1, me, parent):
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-            except OSError:
+    me = os.getpid()
+    deadline = time.monotonic() + 2.0
+    while True:
+        others = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) not in (1, me)]
+        for pid in others:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
                 pass
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+        except ChildProcessError:
             pass
-    except ChildProcessError:
-        pass
+        if not others or time.monotonic() > deadline:
+            return
+        time.sleep(0.002)
 
 
 def serve(proto: Protocol, tool: Tool, out: Capture, err: Capture) -> None:
@@ -284,10 +287,8 @@ def handle(request: dict, tool: Tool, out: Capture, err: Capture) -> dict:
                      "message": f"the tool returned a value that is not JSON-serialisable: {e}"}
     finally:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-            except (OSError, ValueError):
-                pass
         sweep_strays()
     duration = (time.perf_counter() - start) * 1000
     stdout, stderr, truncated, too_big = fit_output(result_json, out, err, limit)
