@@ -567,4 +567,4 @@ def test_memory_tools_write_and_read_the_shared_graph(make_forge) -> None:
     assert added["ok"] is True and added["result"]["created"] is True
     assert [r["label"] for r in found["result"]["results"]][:1] == ["fox"]
     assert bad["ok"] is False and "no-such-type" in bad["error"]
-    assert [n.label for n in forge.memory().query("fox", "similarity")][:1] == ["fox"]
+    assert [h.node.label for h in forge.memory().query("fox", "similarity")][:1] == ["fox"]

@@ -12,7 +12,7 @@ from importlib import import_module
 
 from tests.bench.report import Report
 
-SECTIONS = ["cli", "sandbox", "build", "jobs", "memory", "synth"]
+SECTIONS = ["cli", "sandbox", "build", "jobs", "memory", "synth", "agents"]
 
 
 def main(argv: list[str]) -> int:
