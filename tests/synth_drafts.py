@@ -29,14 +29,20 @@ SOURCES = {
     "bash": {
         "good": "#!/usr/bin/env bash\nset -euo pipefail\necho $(( ARG_CELSIUS * 9 / 5 + 32 ))\n",
         "buggy": "#!/usr/bin/env bash\nset -euo pipefail\necho $(( ARG_CELSIUS * 9 / 5 ))\n",
-        "broken": "#!/usr/bin/env bash\nset -euo pipefail\nif [ \"$ARG_CELSIUS\" ; then\necho 1\n",
+        "broken": '#!/usr/bin/env bash\nset -euo pipefail\nif [ "$ARG_CELSIUS" ; then\necho 1\n',
     },
 }
 
 REQUIREMENT = "a tool that converts Celsius to Fahrenheit"
 
 
-def draft(language: str, kind: str = "good", *, name: str = "c-to-f", tests: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def draft(
+    language: str,
+    kind: str = "good",
+    *,
+    name: str = "c-to-f",
+    tests: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     kind_of_number = "integer" if language == "bash" else "number"
     return {
         "name": name,

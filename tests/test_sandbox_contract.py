@@ -185,6 +185,20 @@ class TestSandboxContract:
         assert sandbox.show_state(bundle, ns).exists is False
         assert sandbox.reset_state(bundle, ns) is False
 
+    def test_cold_path_runs_stateful_tests_and_leaves_no_test_state(self, sandbox: Sandbox) -> None:
+        bundle = load_tool_dir(EXAMPLES / "counter")
+        with Sandbox(sandbox.settings.model_copy(update={"pool_size": 0})) as cold:
+            report = cold.run_tests(bundle)
+            assert report.passed, report
+            assert cold.pool.idle_count() == 0 and cold.pool.started == len(bundle.spec.tests)
+        if sandbox.backend.name == "docker":
+            from toolforge.sandbox.docker_client import client
+
+            volumes = client().api.volumes(filters={"label": "io.toolforge.tool=counter"})["Volumes"] or []
+            assert [v["Name"] for v in volumes if v["Labels"].get("io.toolforge.state_ns", "").startswith("test-")] == []
+        else:
+            assert list((sandbox.settings.home / "state").glob("counter-test-*")) == []
+
     def test_state_namespace_rules(self, sandbox: Sandbox) -> None:
         counter = load_tool_dir(EXAMPLES / "counter")
         with pytest.raises(UsageError, match="Bad state namespace"):
@@ -332,6 +346,20 @@ class TestSandboxContract:
         assert crashed.status is CallStatus.crashed
         assert "exited with status 3 without answering" in crashed.error["message"]
         assert sandbox.call(bundle, {}).result == "alive"
+
+    def test_a_warm_session_killed_from_outside_is_replaced(self, sandbox: Sandbox, tools: Path) -> None:
+        bundle = write_tool(tools, "victim", "python", "import os\ndef run():\n    return os.getpid()\n")
+        first = sandbox.call(bundle, {})
+        assert sandbox.call(bundle, {}).meta["warm"]
+        if sandbox.backend.name == "docker":
+            from toolforge.sandbox.docker_client import client
+
+            client().api.kill(first.meta["container"])
+        else:
+            os.kill(first.meta["pid"], 9)
+        time.sleep(0.2)
+        again = sandbox.call(bundle, {})  # not an error: the request never reached the dead one
+        assert again.ok and again.meta["warm"] is False
 
     def test_run_tests_reports_each_kind_of_case(self, sandbox: Sandbox, tools: Path) -> None:
         tests = [

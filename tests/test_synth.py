@@ -26,21 +26,30 @@ from toolforge.synth import prompts
 from toolforge.synth.checks import static_problems
 from toolforge.synth.draft import ToolDraft, normalize_name, to_bundle
 from toolforge.synth.failures import describe_report
-from toolforge.synth.pipeline import SynthEvent, Synthesizer
+from toolforge.synth.pipeline import Synthesizer, SynthEvent
 from toolforge.testing import ScriptedLLM
 
 LANGUAGES = ["python", "typescript", "bash"]
 
 
 def bundle_of(language: str, kind: str = "good", **kw: Any) -> ToolBundle:
-    return to_bundle(ToolDraft.model_validate(draft(language, kind, **kw)), language=language, requirement=REQUIREMENT)
+    return to_bundle(
+        ToolDraft.model_validate(draft(language, kind, **kw)),
+        language=language,
+        requirement=REQUIREMENT,
+    )
 
 
 # -- drafts ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("raw", "name"),
-    [("Vowel Count!", "vowel-count"), ("c_to_f", "c_to_f"), ("42 things", "tool-42-things"), ("---", "tool"),
-     ("x" * 80, "x" * 64)],
+    [
+        ("Vowel Count!", "vowel-count"),
+        ("c_to_f", "c_to_f"),
+        ("42 things", "tool-42-things"),
+        ("---", "tool"),
+        ("x" * 80, "x" * 64),
+    ],
 )
 def test_normalize_name(raw: str, name: str) -> None:
     assert normalize_name(raw) == name
@@ -51,7 +60,9 @@ def test_to_bundle_builds_a_spec_with_requirement_and_tests() -> None:
     assert bundle.name == "c-to-f"
     assert bundle.spec.language is Language.typescript
     assert bundle.spec.requirement == REQUIREMENT
-    assert [(t.args, t.expect) for t in bundle.spec.tests] == [(t["args"], t["expect"]) for t in TESTS]
+    assert [(t.args, t.expect) for t in bundle.spec.tests] == [
+        (t["args"], t["expect"]) for t in TESTS
+    ]
     assert bundle.source.endswith("}\n")
 
 
@@ -77,7 +88,11 @@ def test_good_drafts_have_no_static_problems(language: str) -> None:
 
 @pytest.mark.parametrize(
     ("language", "expected"),
-    [("python", "main.py line 1: SyntaxError"), ("typescript", "main.ts"), ("bash", "main.sh does not parse (bash -n)")],
+    [
+        ("python", "main.py line 1: SyntaxError"),
+        ("typescript", "main.ts"),
+        ("bash", "main.sh does not parse (bash -n)"),
+    ],
 )
 def test_broken_source_is_caught_without_running_it(language: str, expected: str) -> None:
     problems = static_problems(bundle_of(language, "broken"))
@@ -87,7 +102,9 @@ def test_broken_source_is_caught_without_running_it(language: str, expected: str
 def test_python_entry_function_must_exist_and_match_the_parameters() -> None:
     bundle = bundle_of("python")
     no_run = ToolBundle(bundle.spec, "def convert(celsius):\n    return celsius\n")
-    assert static_problems(no_run) == ["main.py must define a top-level function run(...) with one keyword argument per parameter"]
+    assert static_problems(no_run) == [
+        "main.py must define a top-level function run(...) with one keyword argument per parameter"
+    ]
     wrong_args = ToolBundle(bundle.spec, "def run(c, scale):\n    return c\n")
     assert static_problems(wrong_args) == [
         "run() has no argument 'celsius' but the parameters declare it",
@@ -119,25 +136,46 @@ def test_prompts_have_rules_and_a_worked_example_per_language(language: Language
         assert language.main_file in messages[0]["content"]
         example = ToolDraft.model_validate_json(messages[2]["content"])
         assert static_problems(to_bundle(example, language=language, requirement="x")) == []
-        assert messages[-1]["content"] == f"Write a {language.value} tool for this requirement: reverse words"
+        assert (
+            messages[-1]["content"]
+            == f"Write a {language.value} tool for this requirement: reverse words"
+        )
 
 
 def test_requirement_and_model_output_are_data_not_template_source() -> None:
     tricky = "echo {{ 7 * 7 }} and {% raw %}"
-    messages = prompts.repair_messages(tricky, Language.bash, '{"code": "{{ config }}"}', "- {{ 1 + 1 }}")
+    messages = prompts.repair_messages(
+        tricky, Language.bash, '{"code": "{{ config }}"}', "- {{ 1 + 1 }}"
+    )
     text = "\n".join(m["content"] for m in messages)
     assert tricky in text and '{"code": "{{ config }}"}' in text and "- {{ 1 + 1 }}" in text
     assert "49" not in text
 
 
 def test_describe_report_shows_expected_got_and_traceback_tail() -> None:
-    report = TestReport(tool="t", version=1, cases=[
-        CaseResult(index=0, kind="expect", args={"celsius": 0}, passed=False, expected=32, got=0),
-        CaseResult(index=1, kind="expect", args={"celsius": 1}, passed=False,
-                   error={"type": "ZeroDivisionError", "message": "division by zero",
-                          "traceback": "Traceback (most recent call last):\n  File main.py, line 2\nZeroDivisionError: division by zero"}),
-        CaseResult(index=2, kind="expect", args={"celsius": 2}, passed=True, expected=35.6, got=35.6),
-    ])
+    report = TestReport(
+        tool="t",
+        version=1,
+        cases=[
+            CaseResult(
+                index=0, kind="expect", args={"celsius": 0}, passed=False, expected=32, got=0
+            ),
+            CaseResult(
+                index=1,
+                kind="expect",
+                args={"celsius": 1},
+                passed=False,
+                error={
+                    "type": "ZeroDivisionError",
+                    "message": "division by zero",
+                    "traceback": "Traceback (most recent call last):\n  File main.py, line 2\nZeroDivisionError: division by zero",
+                },
+            ),
+            CaseResult(
+                index=2, kind="expect", args={"celsius": 2}, passed=True, expected=35.6, got=35.6
+            ),
+        ],
+    )
     text = describe_report(report)
     assert text.splitlines() == [
         '- test 0 with args {"celsius": 0}: expected 32, got 0',
@@ -171,8 +209,14 @@ class ScriptedSandbox:
     def run_tests(self, bundle: ToolBundle, *, progress: Any = None) -> TestReport:
         ok = bundle.source == self.good
         cases = [
-            CaseResult(index=i, kind="expect", args=t.args, passed=ok or i > 0, expected=t.expect,
-                       got=t.expect if (ok or i > 0) else 0)
+            CaseResult(
+                index=i,
+                kind="expect",
+                args=t.args,
+                passed=ok or i > 0,
+                expected=t.expect,
+                got=t.expect if (ok or i > 0) else 0,
+            )
             for i, t in enumerate(bundle.spec.tests)
         ]
         return TestReport(tool=bundle.name, version=1, cases=cases)
@@ -184,10 +228,16 @@ def forge() -> Forge:
         yield f
 
 
-def synth(forge: Forge, llm: ScriptedLLM, language: str, **kw: Any) -> tuple[Synthesizer, ScriptedSandbox, list[SynthEvent]]:
+def synth(
+    forge: Forge, llm: ScriptedLLM, language: str, **kw: Any
+) -> tuple[Synthesizer, ScriptedSandbox, list[SynthEvent]]:
     events: list[SynthEvent] = []
     sandbox = ScriptedSandbox(language, **kw)
-    return Synthesizer(llm, sandbox, forge.add_bundle, forge.settings, progress=events.append), sandbox, events
+    return (
+        Synthesizer(llm, sandbox, forge.add_bundle, forge.settings, progress=events.append),
+        sandbox,
+        events,
+    )
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -195,14 +245,28 @@ def test_loop_first_try_registers_with_meta(forge: Forge, language: str) -> None
     llm = ScriptedLLM([draft_json(language)])
     s, _, events = synth(forge, llm, language)
     result = s.run(REQUIREMENT, language=language)
-    assert (result.passed, result.name, result.version, result.attempts, result.candidates) == (True, "c-to-f", 1, 1, 1)
+    assert (result.passed, result.name, result.version, result.attempts, result.candidates) == (
+        True,
+        "c-to-f",
+        1,
+        1,
+        1,
+    )
     assert result.first_try
     record = forge.tool("c-to-f")
     assert record.meta["requirement"] == REQUIREMENT and record.meta["model"] == "scripted"
     assert record.meta["attempts"] == 1 and record.meta["tokens"]["prompt"] > 0
     assert record.report is not None and record.report.passed
     assert llm.requests[0].temperature == 0.2
-    assert [e.stage for e in events] == ["draft", "check", "build", "test", "test", "register", "done"]
+    assert [e.stage for e in events] == [
+        "draft",
+        "check",
+        "build",
+        "test",
+        "test",
+        "register",
+        "done",
+    ]
     assert set(result.to_json()["seconds"]) == {"draft", "check", "build", "test", "register"}
 
 
@@ -275,7 +339,9 @@ def test_regenerating_a_name_makes_the_next_version(forge: Forge) -> None:
     for expected_version in (1, 2):
         llm = ScriptedLLM([draft_json("python", name="whatever")])
         s, _, _ = synth(forge, llm, "python")
-        result = s.run(REQUIREMENT + f" v{expected_version}", language="python", name="Temp Convert")
+        result = s.run(
+            REQUIREMENT + f" v{expected_version}", language="python", name="Temp Convert"
+        )
         assert (result.name, result.version) == ("temp-convert", expected_version)
 
 
@@ -285,7 +351,9 @@ def test_cli_auth_error_exits_3_without_a_traceback(cli, monkeypatch: pytest.Mon
 
     def refuse(**kwargs: Any) -> Any:
         calls.append(kwargs)
-        raise litellm.AuthenticationError("Incorrect API key provided: sk-bad", llm_provider="openai", model="gpt-4o-mini")
+        raise litellm.AuthenticationError(
+            "Incorrect API key provided: sk-bad", llm_provider="openai", model="gpt-4o-mini"
+        )
 
     monkeypatch.setattr(litellm, "completion", refuse)
     r = cli("generate", REQUIREMENT, "--model", "openai/gpt-4o-mini")
@@ -337,7 +405,9 @@ def test_docker_garbage_json_then_valid(language: str) -> None:
 
 @pytest.mark.docker
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_docker_never_passes_registers_nothing_and_exits_1(language: str, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_docker_never_passes_registers_nothing_and_exits_1(
+    language: str, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     llm = ScriptedLLM([draft_json(language, "buggy")] * 2)
     with Forge(llm=llm) as forge:
         with pytest.raises(SynthesisFailed) as info:
@@ -355,8 +425,11 @@ def test_docker_transient_error_is_retried(language: str) -> None:
     outcomes: list[Any] = [
         litellm.RateLimitError("429 slow down", llm_provider="openai", model="m"),
         litellm.APIConnectionError("Connection refused", llm_provider="openai", model="m"),
-        {"model": "m", "choices": [{"message": {"content": draft_json(language)}}],
-         "usage": {"prompt_tokens": 100, "completion_tokens": 50}},
+        {
+            "model": "m",
+            "choices": [{"message": {"content": draft_json(language)}}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 50},
+        },
     ]
 
     def completion(**kwargs: Any) -> Any:
@@ -378,18 +451,42 @@ def test_docker_cli_json_and_exit_1(cli, monkeypatch: pytest.MonkeyPatch) -> Non
     replies = [draft_json("python", "buggy")]
 
     def completion(**kwargs: Any) -> Any:
-        return {"model": "m", "choices": [{"message": {"content": replies[0]}}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+        return {
+            "model": "m",
+            "choices": [{"message": {"content": replies[0]}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+        }
 
     monkeypatch.setattr(litellm, "completion", completion)
-    r = cli("generate", REQUIREMENT, "--model", "openai/m", "--attempts", "1", "--candidates", "1", "--json")
+    r = cli(
+        "generate",
+        REQUIREMENT,
+        "--model",
+        "openai/m",
+        "--attempts",
+        "1",
+        "--candidates",
+        "1",
+        "--json",
+    )
     assert r.code == 1
     data = json.loads(r.out)
-    assert (data["passed"], data["name"], data["version"], data["attempts"]) == (False, "c-to-f", None, 1)
+    assert (data["passed"], data["name"], data["version"], data["attempts"]) == (
+        False,
+        "c-to-f",
+        None,
+        1,
+    )
     assert Path(data["draft_dir"]).is_dir()
     replies[0] = draft_json("python")
     r = cli("generate", REQUIREMENT, "--model", "openai/m", "--json")
     data = json.loads(r.out)
-    assert r.code == 0 and (data["passed"], data["version"], data["tokens"]["total"]) == (True, 1, 15)
+    assert r.code == 0 and (data["passed"], data["version"], data["tokens"]["total"]) == (
+        True,
+        1,
+        15,
+    )
     r = cli("generate", REQUIREMENT, "--model", "openai/m")
-    assert r.code == 0 and r.out.startswith("✓ c-to-f@2 registered: 1 attempt(s), 1 draft(s), tests 3/3 passed")
+    assert r.code == 0 and r.out.startswith(
+        "✓ c-to-f@2 registered: 1 attempt(s), 1 draft(s), tests 3/3 passed"
+    )

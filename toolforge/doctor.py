@@ -36,7 +36,9 @@ def check_home(settings: Settings) -> Check:
 
 def check_docker(settings: Settings) -> Check:
     if settings.backend == "local":
-        return Check("sandbox backend", True, "local backend selected (NOT isolation: tools run as host processes)")
+        from toolforge.sandbox.local_backend import describe
+
+        return Check("sandbox backend", True, f"local backend selected — {describe()}")
     try:
         from toolforge.sandbox.docker_client import engine_version
 

@@ -183,9 +183,12 @@ class LLMError(ToolforgeError):
 
 
 class SynthesisFailed(ToolforgeError):
-    def __init__(self, message: str, *, draft_dir: str | None = None, attempts: int = 0) -> None:
+    """Nothing was registered. ``result`` is the SynthesisResult (history, usage, timings)."""
+
+    def __init__(self, message: str, *, draft_dir: str | None = None, attempts: int = 0, result: Any = None) -> None:
         self.draft_dir = draft_dir
         self.attempts = attempts
+        self.result = result
         super().__init__(message, hint=f"The last draft and its report are in {draft_dir}" if draft_dir else None)
 
 

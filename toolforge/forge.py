@@ -191,9 +191,9 @@ class Forge:
         synth = Synthesizer(llm, self.sandbox, self.add_bundle, self.settings, progress=progress)
         result = synth.run(requirement, language=language, name=name, attempts=attempts, candidates=candidates)
         if check and not result.passed:
-            error = SynthesisFailed(result.summary(), draft_dir=str(result.draft_dir), attempts=result.attempts)
-            error.result = result  # type: ignore[attr-defined]
-            raise error
+            raise SynthesisFailed(
+                result.summary(), draft_dir=str(result.draft_dir), attempts=result.attempts, result=result
+            )
         return result
 
     def _llm_for(self, model: str) -> LLM:

@@ -55,6 +55,7 @@ def bench(report: Report) -> None:
         with Sandbox(cold_settings) as cold:
             for lang, bundle in bundles.items():
                 _cold(report, cold, lang, bundle, base_image_tag(lang, settings))
+            _cold_with_removal(report, cold, bundles["python"], base_image_tag("python", settings))
     finally:
         docker_cleanup(images, [])
         shutil.rmtree(home, ignore_errors=True)
@@ -100,6 +101,26 @@ def _cold(report: Report, sandbox: Sandbox, lang: str, bundle, base: str) -> Non
                baseline_name=f"docker run --rm {' '.join(TOOLS[lang][2])}", baseline=p50(base_times),
                note=f"p99 {p99(times):.0f} ms (run p99 {p99(base_times):.0f}); n={COLD_CALLS} each (cold calls are slow); "
                     "container removal runs in the background")
+
+
+def _cold_with_removal(report: Report, sandbox: Sandbox, bundle, base: str) -> None:  # noqa: ANN001
+    """The cold path with the container's removal waited for, like ``docker run --rm``."""
+    def call() -> None:
+        session = sandbox.backend.start(bundle)
+        try:
+            assert session.call({"n": 1}, timeout_s=30).result == 2
+        finally:
+            session.close()
+
+    def bare() -> None:
+        subprocess.run(["docker", "run", "--rm", base, *TOOLS["python"][2]], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    times = timed(call, COLD_CALLS, warmup=1)
+    base_times = timed(bare, COLD_CALLS, warmup=1)
+    report.add("sandbox", "python cold call incl. removal p50", p50(times), "ms",
+               baseline_name="docker run --rm python3 -c pass", baseline=p50(base_times),
+               note=f"p99 {p99(times):.0f} ms (run p99 {p99(base_times):.0f}); n={COLD_CALLS}; removal waited for")
 
 
 def _throughput(report: Report, sandbox: Sandbox, bundle) -> None:  # noqa: ANN001

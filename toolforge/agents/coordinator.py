@@ -178,9 +178,13 @@ class Coordinator:
         return slug_label(reply.task_type) or "general"
 
     def pick_agent(self, task_type: str, fallback: AgentSpec) -> tuple[AgentSpec, str]:
-        """A registered agent that fits ``task_type`` (best record first), else ``fallback``."""
+        """A registered agent that fits ``task_type``, else ``fallback``.
+
+        First the recommended agent (best success rate on this task type, if it ever
+        succeeded and is still registered), then one whose spec lists the task type.
+        """
         rec = self.store.recommend(task_type)
-        if rec is not None and (spec := self.store.latest(rec.agent)) is not None:
+        if rec is not None and rec.successes and (spec := self.store.latest(rec.agent)) is not None:
             return spec, (f"recommended for {task_type}: success {rec.success_rate:.0%} over {rec.runs} run(s)")
         for spec in self.store.list():
             if task_type in spec.task_types:

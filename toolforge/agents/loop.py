@@ -3,8 +3,8 @@
 Bounded by the agent's :class:`Budget`: at most ``max_steps`` model calls, ``max_tokens``
 tokens (prompt + completion, summed over the calls) and ``max_seconds`` of wall time
 (tool calls get at most the time that is left). Hitting a bound ends the agent with
-status ``stopped`` and a recorded ``stop`` event; :meth:`AgentResult.raise_for_stop`
-turns that into :class:`BudgetExceeded` for callers that want an exception.
+status ``stopped`` and a recorded ``stop`` event (``toolforge solve`` then exits 4 with
+BudgetExceeded, after printing the partial answer).
 
 Models with native tool calling (``LLM.supports_tools``) get the tools as OpenAI-style
 functions. Others (the embedded local model) use the **JSON action format**: every reply
@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from toolforge.errors import BudgetExceeded
 from toolforge.llm.base import LLM, Completion, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -79,13 +78,6 @@ class AgentResult:
     @property
     def success(self) -> bool:
         return self.status == "ok"
-
-    def raise_for_stop(self) -> None:
-        if self.status == "stopped":
-            raise BudgetExceeded(
-                f"Agent {self.agent} stopped: {STOP_TEXT.get(self.stop_reason or '', self.stop_reason)}",
-                hint="Raise --max-steps / --max-tokens / --max-seconds, or simplify the task.",
-            )
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from itertools import islice
 from types import SimpleNamespace
@@ -265,10 +266,8 @@ class Toolbox:
 
         handle = self.forge.job(job_id)
         if wait:
-            try:
+            with suppress(JobWaitTimeout):  # still running: the status says so
                 handle.wait(timeout=min(timeout_s or JOB_WAIT_S, JOB_WAIT_S))
-            except JobWaitTimeout:
-                pass  # still running: the status says so
         status = str(_value(handle.status()))
         out: dict[str, Any] = {"job_id": job_id, "status": status}
         if status in FINISHED_JOB:

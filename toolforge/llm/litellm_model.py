@@ -41,7 +41,9 @@ TRANSIENT_NAMES = (
     "BadGatewayError",
 )
 FATAL_NAMES = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
-_UNKNOWN_MODEL = re.compile(r"model\b.{0,80}(not found|does not exist|not exist|unknown)", re.I | re.S)
+_UNKNOWN_MODEL = re.compile(
+    r"model\b.{0,80}(not found|does not exist|not exist|unknown)", re.I | re.S
+)
 
 
 def _litellm() -> Any:
@@ -89,7 +91,8 @@ class LiteLLM(LLM):
     ) -> None:
         if not model:
             raise ModelUnavailable(
-                "No model configured", hint="Set TOOLFORGE_MODEL or pass --model (any litellm model string)."
+                "No model configured",
+                hint="Set TOOLFORGE_MODEL or pass --model (any litellm model string).",
             )
         self.model = model
         self.api_base = api_base
@@ -114,15 +117,27 @@ class LiteLLM(LLM):
         seed: int | None = None,
         max_tokens: int | None = None,
     ) -> Completion:
-        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "timeout": self.timeout_s}
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "timeout": self.timeout_s,
+        }
         if self.api_base:
             kwargs["api_base"] = self.api_base
         if self.api_key:
             kwargs["api_key"] = self.api_key
-        for key, value in (("temperature", temperature), ("seed", seed), ("max_tokens", max_tokens), ("tools", tools)):
+        for key, value in (
+            ("temperature", temperature),
+            ("seed", seed),
+            ("max_tokens", max_tokens),
+            ("tools", tools),
+        ):
             if value is not None:
                 kwargs[key] = value
-        if response_format is not None and (fmt := self._response_format(response_format)) is not None:
+        if (
+            response_format is not None
+            and (fmt := self._response_format(response_format)) is not None
+        ):
             kwargs["response_format"] = fmt
         started = time.monotonic()
         response = self._call_with_retries(kwargs)
@@ -170,7 +185,13 @@ class LiteLLM(LLM):
                 raise TransientLLMError(str(e)) from e
             if "ContextWindowExceededError" in names:
                 raise LLMError(f"The prompt is too long for {self.model}: {_short(e)}") from e
-            if names & {"BadRequestError", "UnsupportedParamsError", "APIError", "OpenAIError", "BadRequest"}:
+            if names & {
+                "BadRequestError",
+                "UnsupportedParamsError",
+                "APIError",
+                "OpenAIError",
+                "BadRequest",
+            }:
                 if "LLM Provider NOT provided" in str(e) or _UNKNOWN_MODEL.search(str(e)):
                     raise self._fatal(e) from e
                 raise LLMError(f"The model {self.model} rejected the request: {_short(e)}") from e
@@ -222,7 +243,7 @@ class LiteLLM(LLM):
     def _to_completion(self, response: Any) -> Completion:
         choice = _get(response, "choices")[0]
         message = _get(choice, "message")
-        calls = []
+        calls: list[ToolCall] = []
         for raw in _get(message, "tool_calls") or []:
             fn = _get(raw, "function")
             arguments: dict[str, Any] | str = _get(fn, "arguments") or "{}"
@@ -231,7 +252,13 @@ class LiteLLM(LLM):
                 arguments = parsed if isinstance(parsed, dict) else arguments
             except json.JSONDecodeError:
                 pass
-            calls.append(ToolCall(id=_get(raw, "id") or f"call_{len(calls)}", name=_get(fn, "name"), arguments=arguments))
+            calls.append(
+                ToolCall(
+                    id=_get(raw, "id") or f"call_{len(calls)}",
+                    name=_get(fn, "name"),
+                    arguments=arguments,
+                )
+            )
         usage = _get(response, "usage")
         prompt = int(_get(usage, "prompt_tokens") or 0) if usage else 0
         completion_tokens = int(_get(usage, "completion_tokens") or 0) if usage else 0

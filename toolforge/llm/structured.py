@@ -39,7 +39,11 @@ def response_format_for(schema: type[BaseModel]) -> dict[str, Any]:
     """OpenAI-style ``response_format`` asking for JSON that matches ``schema``."""
     return {
         "type": "json_schema",
-        "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": False},
+        "json_schema": {
+            "name": schema.__name__,
+            "schema": schema.model_json_schema(),
+            "strict": False,
+        },
     }
 
 
@@ -107,7 +111,11 @@ def ask_structured(
     fmt = response_format_for(schema)
     for attempt in range(1, attempts + 1):
         completion = llm.complete(
-            conversation, temperature=temperature, response_format=fmt, seed=seed, max_tokens=max_tokens
+            conversation,
+            temperature=temperature,
+            response_format=fmt,
+            seed=seed,
+            max_tokens=max_tokens,
         )
         usage = usage + completion.usage
         raw = completion.text or ""
@@ -119,7 +127,10 @@ def ask_structured(
         conversation = [
             *conversation,
             {"role": "assistant", "content": raw[:MAX_ECHO_CHARS]},
-            {"role": "user", "content": feedback + "\nReply again with the corrected JSON object only."},
+            {
+                "role": "user",
+                "content": feedback + "\nReply again with the corrected JSON object only.",
+            },
         ]
     raise LLMError(
         f"The model {llm.model or ''} gave no valid {schema.__name__} in {attempts} attempt(s); "
@@ -129,4 +140,10 @@ def ask_structured(
     )
 
 
-__all__ = ["Structured", "ask_structured", "extract_json", "response_format_for", "validation_feedback"]
+__all__ = [
+    "Structured",
+    "ask_structured",
+    "extract_json",
+    "response_format_for",
+    "validation_feedback",
+]

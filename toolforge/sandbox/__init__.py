@@ -7,10 +7,14 @@ import the Docker SDK; that happens on first use.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from toolforge.config import Settings
 from toolforge.sandbox.backend import Backend, CallResult, CallStatus, Session
 from toolforge.sandbox.docker_backend import DockerBackend
 from toolforge.sandbox.local_backend import LocalBackend
 
-BACKENDS: dict[str, type[Backend]] = {"docker": DockerBackend, "local": LocalBackend}
+# name → constructor taking the Settings
+BACKENDS: dict[str, Callable[[Settings], Backend]] = {"docker": DockerBackend, "local": LocalBackend}
 
 __all__ = ["BACKENDS", "Backend", "CallResult", "CallStatus", "DockerBackend", "LocalBackend", "Session"]

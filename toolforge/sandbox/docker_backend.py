@@ -124,7 +124,10 @@ class DockerSession(FramedSession):
         ready, _, _ = select.select([self._sock], [], [], max(timeout_s, 0))
         if not ready:
             return b""
-        data = self._sock.recv(256 * 1024)
+        try:
+            data = self._sock.recv(256 * 1024)
+        except OSError:  # the daemon dropped the attach connection: same as EOF
+            return None
         if not data:
             return None
         return self._demux.feed(data)

@@ -135,7 +135,10 @@ class LocalSession(FramedSession):
         ready, _, _ = select.select([self._out], [], [], max(timeout_s, 0))
         if not ready:
             return b""
-        data = os.read(self._out, 256 * 1024)
+        try:
+            data = os.read(self._out, 256 * 1024)
+        except OSError:
+            return None
         return data or None
 
     def _kill(self) -> None:

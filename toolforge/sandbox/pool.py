@@ -14,20 +14,23 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import re
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolforge.sandbox.backend import Backend, CallResult, Session
+from toolforge.sandbox.backend import Backend, CallResult, CallStatus, Session
+from toolforge.sandbox.protocol import SessionGone, limit_result
 from toolforge.spec import ToolBundle
 
+log = logging.getLogger(__name__)
 PoolKey = tuple[str, str, str | None, tuple[tuple[str, str], ...]]
 MAX_IDLE_TOTAL_FACTOR = 8  # idle sessions kept across all keys: size × this
 
@@ -79,6 +82,7 @@ class Pool:
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
         self._closer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="toolforge-close")
+        self._pending: set[Future[None]] = set()
         self.started = 0  # sessions started (for tests and the bench)
 
     # -- calls ---------------------------------------------------------------------------
@@ -104,18 +108,31 @@ class Pool:
         self, key: PoolKey, bundle: ToolBundle, args: dict[str, Any], timeout_s: float,
         cancel: threading.Event | None, labels: dict[str, str] | None,
     ) -> CallResult:
-        session, warm = self._acquire(key)
-        if session is None:
-            session = self.backend.start(bundle, state_ns=key[2], labels=labels)
-            with self._lock:
-                self.started += 1
-                self._busy.add(session)
-        try:
-            result = session.call(args, timeout_s=timeout_s, cancel=cancel)
-        except BaseException:
-            self._discard(session, wait=True)
-            raise
+        started = time.perf_counter()
+        while True:
+            session, warm = self._acquire(key)
+            if session is None:
+                session = self.backend.start(bundle, state_ns=key[2], labels=labels)
+                with self._lock:
+                    self.started += 1
+                    self._busy.add(session)
+            try:
+                result = session.call(args, timeout_s=timeout_s, cancel=cancel)
+            except SessionGone:
+                # the session died from outside before the request reached it: a warm one is
+                # retried on a fresh session; a fresh one that died at once is a crash
+                self._discard(session, wait=True)
+                if warm:
+                    continue
+                result = limit_result(CallStatus.crashed, f"the runner for {bundle.name} died right after starting")
+                result.meta["warm"] = False
+                return result
+            except BaseException:
+                self._discard(session, wait=True)
+                raise
+            break
         result.meta["warm"] = warm
+        result.meta["wall_ms"] = round((time.perf_counter() - started) * 1000, 3)  # incl. any start-up
         self._release(key, session, wait=not result.ok and not session.reusable)
         return result
 
@@ -127,7 +144,7 @@ class Pool:
                 if entry.session.reusable:
                     self._busy.add(entry.session)
                     return entry.session, True
-                self._closer.submit(entry.session.close)
+                self._close_later(entry.session)
         return None, False
 
     def _release(self, key: PoolKey, session: Session, *, wait: bool) -> None:
@@ -152,9 +169,22 @@ class Pool:
         """Close a session: synchronously after a failure (the container must be gone when
         the caller sees the result), in the background on the cold path."""
         if wait or self._closed:
-            session.close()
+            _close_quietly(session)
         else:
-            self._closer.submit(session.close)
+            self._close_later(session)
+
+    def _close_later(self, session: Session) -> None:
+        future = self._closer.submit(_close_quietly, session)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    def wait_closed(self) -> None:
+        """Wait until every background close has finished (e.g. before removing a volume
+        that a just-discarded container still holds)."""
+        with self._lock:
+            pending = list(self._pending)
+        wait(pending)
 
     def _idle_total(self) -> int:
         return sum(len(v) for v in self._idle.values())
@@ -167,7 +197,8 @@ class Pool:
             for k, _ in doomed:
                 self._idle.pop(k, None)
         for _, entry in doomed:
-            entry.session.close()
+            _close_quietly(entry.session)
+        self.wait_closed()
         return len(doomed)
 
     def idle_count(self) -> int:
@@ -193,7 +224,7 @@ class Pool:
                 expired += [e for e in entries if now - e.since >= self.idle_ttl_s]
                 self._idle[key] = fresh
         for entry in expired:
-            self._closer.submit(entry.session.close)
+            self._close_later(entry.session)
         return len(expired)
 
     def close(self) -> None:
@@ -206,5 +237,14 @@ class Pool:
             self._idle.clear()
         self._stop.set()
         for session in sessions:
-            self._closer.submit(session.close)
+            self._closer.submit(_close_quietly, session)
         self._closer.shutdown(wait=True)
+
+
+def _close_quietly(session: Session) -> None:
+    """Close a session; a failure (engine gone) is logged, never raised over the caller's own
+    error. What stays behind is reaped once this process is gone (``reap_orphans``)."""
+    try:
+        session.close()
+    except Exception as e:  # noqa: BLE001
+        log.warning("could not close a sandbox session: %s", e)

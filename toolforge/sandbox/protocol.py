@@ -30,6 +30,11 @@ class ProtocolError(Exception):
     """The runner sent something that is not a frame, or a frame too large to be honest."""
 
 
+class SessionGone(Exception):
+    """The runner was already dead before the request was sent (an idle container killed or
+    removed from outside): the request never reached it, so the pool may safely retry."""
+
+
 def encode_request(call_id: int, args: dict[str, Any], output_limit: int) -> bytes:
     return (json.dumps({"id": call_id, "args": args, "output_limit": output_limit}) + "\n").encode()
 
@@ -78,7 +83,8 @@ def result_from_frame(frame: dict[str, Any]) -> CallResult:
     ok = bool(frame.get("ok"))
     error = None
     if not ok:
-        raw = frame.get("error") if isinstance(frame.get("error"), dict) else {}
+        raw_error = frame.get("error")
+        raw: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
         error = {
             "type": str(raw.get("type") or "Error"),
             "message": str(raw.get("message") or ""),
@@ -159,10 +165,24 @@ class FramedSession(Session):
         if self.closed or not self.reusable:
             return limit_result(CallStatus.crashed, "this session is closed")
         call_id = next(_ids)
-        self.calls += 1
         started = time.perf_counter()
         try:
+            pending = self._read(0)
+        except OSError:
+            pending = None
+        if pending is None:  # EOF while idle: nothing was sent yet
+            self.reusable = False
+            raise SessionGone(self.tool)
+        if pending:
+            self.reader.feed(pending)
+        self.calls += 1
+        try:
             self._write(encode_request(call_id, args, self.output_limit))
+        except OSError:  # the runner is gone (broken pipe): the request was not delivered
+            self.reusable = False
+            self._kill()
+            raise SessionGone(self.tool) from None
+        try:
             outcome = self._await(lambda f: f.get("id") == call_id, time.monotonic() + timeout_s, cancel)
         except BaseException:
             # Ctrl-C or a transport failure mid-call: the work must not go on unsupervised.

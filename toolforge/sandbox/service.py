@@ -109,7 +109,7 @@ class Sandbox:
         return report
 
     def _run_case(self, bundle: ToolBundle, index: int, case: TestCase, ns: str | None) -> CaseResult:
-        base = {"index": index, "kind": case.kind, "args": case.args}
+        base: dict[str, Any] = {"index": index, "kind": case.kind, "args": case.args}
         started = time.perf_counter()
         try:
             result = self.call(bundle, case.args, state_ns=ns)
@@ -118,7 +118,7 @@ class Sandbox:
             detail = "rejected by the parameter schema" + ("" if passed else f": {e.message}")
             return CaseResult(**base, passed=passed, detail=detail, error={"type": "ArgumentError", "message": e.message})
         elapsed = (time.perf_counter() - started) * 1000
-        common = {**base, "got": result.result, "error": result.error, "duration_ms": round(elapsed, 3)}
+        common: dict[str, Any] = {**base, "got": result.result, "error": result.error, "duration_ms": round(elapsed, 3)}
         if case.expect_error:
             passed = result.status is CallStatus.error
             detail = "failed as expected" if passed else (

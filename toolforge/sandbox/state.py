@@ -299,7 +299,7 @@ class DirStore(StateStore):
         return str(self.path(bundle.name, ns))
 
     def _members(self, folder: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
-        members = []
+        members: list[tuple[tarfile.TarInfo, bytes | None]] = []
         for p in sorted(folder.rglob("*")):
             if p.is_symlink() or not (p.is_file() or p.is_dir()):
                 continue

@@ -7,4 +7,12 @@ no execution), ``failures`` (report → repair text), ``pipeline`` (the loop).
 from toolforge.synth.draft import ToolDraft, normalize_name, to_bundle
 from toolforge.synth.pipeline import Candidate, SynthesisResult, Synthesizer, SynthEvent
 
-__all__ = ["Candidate", "SynthEvent", "SynthesisResult", "Synthesizer", "ToolDraft", "normalize_name", "to_bundle"]
+__all__ = [
+    "Candidate",
+    "SynthEvent",
+    "SynthesisResult",
+    "Synthesizer",
+    "ToolDraft",
+    "normalize_name",
+    "to_bundle",
+]

@@ -37,8 +37,11 @@ def static_problems(bundle: ToolBundle) -> list[str]:
         except ArgumentError as e:
             for path, msg in e.problems:
                 problems.append(f"test {i} args{'/' + path if path else ''}: {msg}")
-    checker = {Language.python: python_problems, Language.bash: bash_problems,
-               Language.typescript: typescript_problems}[spec.language]
+    checker = {
+        Language.python: python_problems,
+        Language.bash: bash_problems,
+        Language.typescript: typescript_problems,
+    }[spec.language]
     problems += checker(bundle)
     return problems
 
@@ -47,16 +50,28 @@ def python_problems(bundle: ToolBundle) -> list[str]:
     try:
         tree = ast.parse(bundle.source, filename="main.py")
     except SyntaxError as e:
-        return [f"main.py line {e.lineno}: SyntaxError: {e.msg}" + (f": {e.text.strip()}" if e.text else "")]
-    runs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "run"]
+        return [
+            f"main.py line {e.lineno}: SyntaxError: {e.msg}"
+            + (f": {e.text.strip()}" if e.text else "")
+        ]
+    runs = [
+        n
+        for n in tree.body
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "run"
+    ]
     if not runs:
-        return ["main.py must define a top-level function run(...) with one keyword argument per parameter"]
+        return [
+            "main.py must define a top-level function run(...) with one keyword argument per parameter"
+        ]
     fn = runs[-1].args
     names = [a.arg for a in fn.posonlyargs + fn.args + fn.kwonlyargs]
     if fn.kwarg is not None:
         return []
     props = set(bundle.spec.parameters.get("properties", {}))
-    problems = [f"run() has no argument {p!r} but the parameters declare it" for p in sorted(props - set(names))]
+    problems = [
+        f"run() has no argument {p!r} but the parameters declare it"
+        for p in sorted(props - set(names))
+    ]
     positional = fn.posonlyargs + fn.args
     required_pos = [a.arg for a in positional[: len(positional) - len(fn.defaults)]]
     required_kw = [a.arg for a, d in zip(fn.kwonlyargs, fn.kw_defaults, strict=False) if d is None]
@@ -94,7 +109,10 @@ def typescript_problems(bundle: ToolBundle) -> list[str]:
     if esbuild:
         proc = subprocess.run(
             [esbuild, "--loader=ts", "--format=esm", "--log-level=error"],
-            input=bundle.source, capture_output=True, text=True, timeout=30,
+            input=bundle.source,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         if proc.returncode != 0:
             lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
@@ -109,7 +127,7 @@ def _bracket_problems(source: str) -> list[str]:
     pairs = {")": "(", "]": "[", "}": "{"}
     stack: list[str] = []
     text = re.sub(r"//[^\n]*|/\*.*?\*/", "", source, flags=re.S)
-    text = re.sub(r"`(?:\\.|[^`\\])*`|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", "\"\"", text)
+    text = re.sub(r"`(?:\\.|[^`\\])*`|\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'", '""', text)
     for ch in text:
         if ch in "([{":
             stack.append(ch)

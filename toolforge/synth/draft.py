@@ -45,7 +45,9 @@ def normalize_name(raw: str, fallback: str = "tool") -> str:
     return name[:NAME_MAX].rstrip("-_")
 
 
-def to_bundle(draft: ToolDraft, *, language: Language | str, requirement: str, name: str | None = None) -> ToolBundle:
+def to_bundle(
+    draft: ToolDraft, *, language: Language | str, requirement: str, name: str | None = None
+) -> ToolBundle:
     """Build the bundle; SpecError lists every spec problem (they go back to the model)."""
     lang = Language(language)
     source = draft.code if draft.code.endswith("\n") else draft.code + "\n"
@@ -71,7 +73,9 @@ def from_bundle(bundle: ToolBundle) -> ToolDraft:
         description=bundle.spec.description,
         parameters=bundle.spec.parameters,
         code=bundle.source,
-        tests=[DraftTest(args=t.args, expect=t.expect) for t in bundle.spec.tests if t.kind == "expect"]
+        tests=[
+            DraftTest(args=t.args, expect=t.expect) for t in bundle.spec.tests if t.kind == "expect"
+        ]
         or [DraftTest(args={}, expect=None)] * 3,
     )
 

@@ -33,7 +33,9 @@ def describe_report(report: TestReport) -> str:
         if error:
             message = str(error.get("message", "")).strip()
             lines.append(f"{head} raised {error.get('type', 'Error')}: {message}".rstrip())
-            tail = [ln for ln in str(error.get("traceback") or "").strip().splitlines() if ln.strip()]
+            tail = [
+                ln for ln in str(error.get("traceback") or "").strip().splitlines() if ln.strip()
+            ]
             if tail:
                 lines += ["    " + ln for ln in tail[-TRACEBACK_LINES:]]
             if case.kind == "expect" and case.expected is not None:

@@ -108,11 +108,18 @@ class Candidate:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "attempt": self.attempt, "candidate": self.index, "kind": self.plan.kind,
-            "temperature": self.plan.temperature, "seed": self.plan.seed, "example": self.plan.variant,
-            "passed": self.passed, "problems": self.problems, "error": self.error,
+            "attempt": self.attempt,
+            "candidate": self.index,
+            "kind": self.plan.kind,
+            "temperature": self.plan.temperature,
+            "seed": self.plan.seed,
+            "example": self.plan.variant,
+            "passed": self.passed,
+            "problems": self.problems,
+            "error": self.error,
             "report": self.report.summary if self.report else None,
-            "tokens": self.usage.total_tokens, "raw": self.raw,
+            "tokens": self.usage.total_tokens,
+            "raw": self.raw,
         }
 
 
@@ -139,19 +146,32 @@ class SynthesisResult:
 
     def summary(self) -> str:
         total = sum(self.seconds.values())
-        head = (f"{self.name}@{self.version} registered" if self.passed
-                else f"no passing tool for {self.requirement!r}; nothing registered")
+        head = (
+            f"{self.name}@{self.version} registered"
+            if self.passed
+            else f"no passing tool for {self.requirement!r}; nothing registered"
+        )
         tests = f", tests {self.report.summary}" if self.report else ""
-        return (f"{head}: {self.attempts} attempt(s), {self.candidates} draft(s){tests}, "
-                f"{self.usage.total_tokens} tokens, ${self.usage.cost_usd:.4f}, {total:.1f}s")
+        return (
+            f"{head}: {self.attempts} attempt(s), {self.candidates} draft(s){tests}, "
+            f"{self.usage.total_tokens} tokens, ${self.usage.cost_usd:.4f}, {total:.1f}s"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "version": self.version, "passed": self.passed,
-            "language": self.language, "model": self.model, "requirement": self.requirement,
-            "attempts": self.attempts, "candidates": self.candidates,
-            "tokens": {"prompt": self.usage.prompt_tokens, "completion": self.usage.completion_tokens,
-                       "total": self.usage.total_tokens},
+            "name": self.name,
+            "version": self.version,
+            "passed": self.passed,
+            "language": self.language,
+            "model": self.model,
+            "requirement": self.requirement,
+            "attempts": self.attempts,
+            "candidates": self.candidates,
+            "tokens": {
+                "prompt": self.usage.prompt_tokens,
+                "completion": self.usage.completion_tokens,
+                "total": self.usage.total_tokens,
+            },
             "cost": round(self.usage.cost_usd, 6),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "tests": self.report.summary if self.report else None,
@@ -162,8 +182,15 @@ class SynthesisResult:
 class Synthesizer:
     """Runs the pipeline for one requirement at a time."""
 
-    def __init__(self, llm: LLM, sandbox: SandboxLike, register: Register, settings: Settings, *,
-                 progress: Callable[[SynthEvent], None] | None = None) -> None:
+    def __init__(
+        self,
+        llm: LLM,
+        sandbox: SandboxLike,
+        register: Register,
+        settings: Settings,
+        *,
+        progress: Callable[[SynthEvent], None] | None = None,
+    ) -> None:
         self.llm = llm
         self.sandbox = sandbox
         self.register = register
@@ -171,8 +198,15 @@ class Synthesizer:
         self.progress = progress
         self._started = 0.0
 
-    def run(self, requirement: str, *, language: Language | str = "python", name: str | None = None,
-            attempts: int = 3, candidates: int = 2) -> SynthesisResult:
+    def run(
+        self,
+        requirement: str,
+        *,
+        language: Language | str = "python",
+        name: str | None = None,
+        attempts: int = 3,
+        candidates: int = 2,
+    ) -> SynthesisResult:
         """Synthesize; the result says whether a tool was registered (``passed``)."""
         lang = Language(language)
         attempts, candidates = max(1, attempts), max(1, candidates)
@@ -187,11 +221,21 @@ class Synthesizer:
                 if index == 1 and attempt == 1:
                     plan = Plan("draft", FIRST_TEMPERATURE, 1, prompts.EXAMPLE_VARIANTS[0])
                 elif index == 1 and best is not None and best.raw and best.bundle is not None:
-                    plan = Plan("repair", REPAIR_TEMPERATURE, 100 + attempt, prompts.EXAMPLE_VARIANTS[0], best)
+                    plan = Plan(
+                        "repair",
+                        REPAIR_TEMPERATURE,
+                        100 + attempt,
+                        prompts.EXAMPLE_VARIANTS[0],
+                        best,
+                    )
                 else:
                     fresh += 1
-                    plan = Plan("fresh", FRESH_TEMPERATURES[(fresh - 1) % len(FRESH_TEMPERATURES)], 1 + fresh,
-                                prompts.EXAMPLE_VARIANTS[fresh % len(prompts.EXAMPLE_VARIANTS)])
+                    plan = Plan(
+                        "fresh",
+                        FRESH_TEMPERATURES[(fresh - 1) % len(FRESH_TEMPERATURES)],
+                        1 + fresh,
+                        prompts.EXAMPLE_VARIANTS[fresh % len(prompts.EXAMPLE_VARIANTS)],
+                    )
                 cand = self._try(requirement, lang, attempt, len(result.history) + 1, plan, result)
                 result.history.append(cand)
                 result.candidates = len(result.history)
@@ -203,29 +247,58 @@ class Synthesizer:
         return self._give_up(best, result)
 
     # -- one candidate -------------------------------------------------------------------
-    def _try(self, requirement: str, lang: Language, attempt: int, index: int, plan: Plan,
-             result: SynthesisResult) -> Candidate:
+    def _try(
+        self,
+        requirement: str,
+        lang: Language,
+        attempt: int,
+        index: int,
+        plan: Plan,
+        result: SynthesisResult,
+    ) -> Candidate:
         cand = Candidate(attempt, index, plan)
-        label = {"draft": "drafting", "repair": "repairing from the failures", "fresh": "sampling a fresh draft"}
-        self._emit("draft", attempt, index, f"{label[plan.kind]} (temperature {plan.temperature:g})")
+        label = {
+            "draft": "drafting",
+            "repair": "repairing from the failures",
+            "fresh": "sampling a fresh draft",
+        }
+        self._emit(
+            "draft", attempt, index, f"{label[plan.kind]} (temperature {plan.temperature:g})"
+        )
         if plan.kind == "repair" and plan.repair_of is not None:
-            messages = prompts.repair_messages(requirement, lang, plan.repair_of.raw, plan.repair_of.failures(),
-                                               variant=plan.variant)
+            messages = prompts.repair_messages(
+                requirement,
+                lang,
+                plan.repair_of.raw,
+                plan.repair_of.failures(),
+                variant=plan.variant,
+            )
         else:
             messages = prompts.draft_messages(requirement, lang, variant=plan.variant)
         with self._timed(result, "draft"):
             try:
-                reply = ask_structured(self.llm, messages, ToolDraft, attempts=JSON_ATTEMPTS,
-                                       temperature=plan.temperature, seed=plan.seed)
+                reply = ask_structured(
+                    self.llm,
+                    messages,
+                    ToolDraft,
+                    attempts=JSON_ATTEMPTS,
+                    temperature=plan.temperature,
+                    seed=plan.seed,
+                )
             except LLMError as e:
-                cand.raw, cand.error = e.last_output, f"the model's answer was unusable: {e.message}"
+                cand.raw, cand.error = (
+                    e.last_output,
+                    f"the model's answer was unusable: {e.message}",
+                )
                 self._emit("draft", attempt, index, cand.error)
                 return cand
         cand.raw, cand.usage = json.dumps(reply.value.model_dump(), ensure_ascii=False), reply.usage
         self._emit("check", attempt, index, "static checks")
         with self._timed(result, "check"):
             try:
-                cand.bundle = to_bundle(reply.value, language=lang, requirement=requirement, name=self._name)
+                cand.bundle = to_bundle(
+                    reply.value, language=lang, requirement=requirement, name=self._name
+                )
             except SpecError as e:
                 cand.problems = [f"{path or 'draft'}: {msg}" for path, msg in e.problems]
                 self._emit("check", attempt, index, f"{len(cand.problems)} problem(s) in the draft")
@@ -233,13 +306,23 @@ class Synthesizer:
             self._name = self._name or cand.bundle.name
             cand.problems = static_problems(cand.bundle)
         if cand.problems:
-            self._emit("check", attempt, index, f"{len(cand.problems)} static problem(s): {cand.problems[0]}")
+            self._emit(
+                "check",
+                attempt,
+                index,
+                f"{len(cand.problems)} static problem(s): {cand.problems[0]}",
+            )
             return cand
         try:
             self._emit("build", attempt, index, f"building {cand.bundle.name}")
             with self._timed(result, "build"):
                 self.sandbox.build(cand.bundle)
-            self._emit("test", attempt, index, f"running {len(cand.bundle.spec.tests)} test(s) in the sandbox")
+            self._emit(
+                "test",
+                attempt,
+                index,
+                f"running {len(cand.bundle.spec.tests)} test(s) in the sandbox",
+            )
             with self._timed(result, "test"):
                 cand.report = self.sandbox.run_tests(cand.bundle)
         except (BuildError, DependencyError) as e:
@@ -254,9 +337,15 @@ class Synthesizer:
         assert cand.bundle is not None and cand.report is not None
         self._emit("register", cand.attempt, cand.index, f"registering {cand.bundle.name}")
         meta = {
-            "requirement": result.requirement, "model": result.model, "attempts": result.attempts,
-            "candidates": result.candidates, "winning_kind": cand.plan.kind,
-            "tokens": {"prompt": result.usage.prompt_tokens, "completion": result.usage.completion_tokens},
+            "requirement": result.requirement,
+            "model": result.model,
+            "attempts": result.attempts,
+            "candidates": result.candidates,
+            "winning_kind": cand.plan.kind,
+            "tokens": {
+                "prompt": result.usage.prompt_tokens,
+                "completion": result.usage.completion_tokens,
+            },
             "cost_usd": result.usage.cost_usd,
             "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
             "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -265,7 +354,9 @@ class Synthesizer:
             record, _ = self.register(cand.bundle, test=False, report=cand.report, meta=meta)
         result.passed, result.record = True, record
         result.name, result.version = record.name, record.version
-        result.report = record.report if getattr(record, "report", None) is not None else cand.report
+        result.report = (
+            record.report if getattr(record, "report", None) is not None else cand.report
+        )
         self._emit("done", cand.attempt, cand.index, result.summary())
         return result
 
@@ -286,15 +377,21 @@ class Synthesizer:
             (folder / "failures.txt").write_text(best.failures() + "\n", encoding="utf-8")
             (folder / "last_output.json").write_text(best.raw or "", encoding="utf-8")
         if best is not None and best.report is not None:
-            (folder / "report.json").write_text(best.report.model_dump_json(indent=2), encoding="utf-8")
+            (folder / "report.json").write_text(
+                best.report.model_dump_json(indent=2), encoding="utf-8"
+            )
         history = {"result": result.to_json(), "candidates": [c.to_json() for c in result.history]}
-        (folder / "history.json").write_text(json.dumps(history, indent=2, default=str), encoding="utf-8")
+        (folder / "history.json").write_text(
+            json.dumps(history, indent=2, default=str), encoding="utf-8"
+        )
         return folder
 
     # -- helpers -------------------------------------------------------------------------
     def _emit(self, stage: str, attempt: int, candidate: int, message: str) -> None:
         if self.progress is not None:
-            self.progress(SynthEvent(stage, attempt, candidate, message, time.monotonic() - self._started))
+            self.progress(
+                SynthEvent(stage, attempt, candidate, message, time.monotonic() - self._started)
+            )
 
     def _timed(self, result: SynthesisResult, stage: str) -> _Timer:
         return _Timer(result.seconds, stage)

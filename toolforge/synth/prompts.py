@@ -20,7 +20,9 @@ from toolforge.llm.base import Message
 from toolforge.spec.models import Language
 
 EXAMPLE_VARIANTS = ("a", "b")
-_env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_env = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True
+)
 
 
 @cache
@@ -60,7 +62,10 @@ def repair_messages(
     return [
         *draft_messages(requirement, language, variant=variant),
         {"role": "assistant", "content": previous_json},
-        {"role": "user", "content": render("repair.md", failures=failures, requirement=requirement)},
+        {
+            "role": "user",
+            "content": render("repair.md", failures=failures, requirement=requirement),
+        },
     ]
 
 

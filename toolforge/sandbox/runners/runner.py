@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import importlib.util
 import inspect
+import io
 import json
 import os
 import re
@@ -270,7 +271,7 @@ def handle(request: dict, tool: Tool, out: Capture, err: Capture) -> dict:
     err.reset()
     start = time.perf_counter()
     error = None
-    result_json = None
+    result = result_json = None
     try:
         result = tool.call(request.get("args") or {}, limit)
     except ScriptFailed as e:
@@ -297,7 +298,7 @@ def handle(request: dict, tool: Tool, out: Capture, err: Capture) -> dict:
     truncated = truncated or (error or {}).get("type") == "OutputLimitExceeded"
     response: dict = {"id": request.get("id"), "ok": error is None}
     if error is None:
-        response["result"] = json.loads(result_json)
+        response["result"] = result
     else:
         response["error"] = error
     response.update(stdout=stdout, stderr=stderr, duration_ms=duration, truncated=truncated)
@@ -326,7 +327,8 @@ def main() -> int:
     # sys.stdout / sys.stderr still wrap fds 1 and 2, which now point at the captures; the
     # runner runs with -u, so the tool's prints land there in order with its raw fd writes.
     for stream in (sys.stdout, sys.stderr):
-        stream.reconfigure(errors="backslashreplace")
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         tool = Tool()
     except BaseException as e:  # noqa: BLE001 - report any load failure as a frame
