@@ -7,7 +7,8 @@ registered tool is called in the sandbox. Figures: pass rate first try, after re
 resampling, and by the hand checks; median seconds per stage; tokens per tool. Baselines
 from the same run: the first-try rate, and one bare model round trip.
 
-Run alone:  python -m tests.bench synth   (BENCH_SYNTH_LIMIT=N for the first N only)
+Run alone:  python -m tests.bench synth   (BENCH_SYNTH_LIMIT=N for the first N only,
+BENCH_SYNTH_LANGS=bash for one language)
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def bench(report: Report) -> None:
     from toolforge.forge import Forge
     from toolforge.llm.local import local_model_status
 
-    cases = CASES[: int(os.environ.get("BENCH_SYNTH_LIMIT", len(CASES)))]
+    langs = os.environ.get("BENCH_SYNTH_LANGS", "python,typescript,bash").split(",")
+    cases = [c for c in CASES if c.language in langs][: int(os.environ.get("BENCH_SYNTH_LIMIT", len(CASES)))]
     attempts = int(os.environ.get("BENCH_SYNTH_ATTEMPTS", "2"))
     candidates = int(os.environ.get("BENCH_SYNTH_CANDIDATES", "2"))
     with (

@@ -37,8 +37,9 @@ def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None
     from rich.table import Table
 
     t = Table(title=title, show_lines=False, header_style="bold")
-    for col in columns:
-        t.add_column(col)
+    for i, col in enumerate(columns):
+        # the first column names the row (tool, tag, id): never cut it; fold the others
+        t.add_column(col, no_wrap=(i == 0), overflow="fold")
     for row in rows:
         t.add_row(*[escape("" if v is None else str(v)) for v in row])
     (out or console()).print(t)

@@ -370,6 +370,9 @@ def _bwrap_command(bwrap: str, bundle: ToolBundle, tool_dir: Path, workdir: Path
         "--bind", str(workdir), str(workdir), "--bind", str(state_dir), str(state_dir),
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--chdir", str(workdir),
     ]
+    for prefix in sorted({sys.prefix, sys.base_prefix}):
+        if prefix.startswith("/tmp/"):  # a Python living under /tmp stays visible past the tmpfs
+            cmd += ["--ro-bind", prefix, prefix]
     if not bundle.spec.network:
         cmd.append("--unshare-net")
     if os.geteuid() == 0:
