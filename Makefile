@@ -4,9 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup venv docker images model test test-unit check lint typecheck bench clean
+.PHONY: setup venv host docker images model test test-unit check lint typecheck bench clean
 
-setup: venv docker images model ## everything: venv, Docker engine, base images, embedded model
+setup: venv host docker images model ## everything: venv, Docker engine, base images, embedded model
 	@$(BIN)/toolforge doctor || true
 	@echo "setup done: try  $(BIN)/toolforge generate \"a tool that converts Celsius to Fahrenheit\""
 
@@ -18,10 +18,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,local]'
 	@touch $@
 
+host: ## debootstrap, esbuild, bubblewrap from Debian's packages when missing (root only)
+	@scripts/host-packages.sh
+
 docker: ## install (root only) and start the Docker engine when none answers
 	@scripts/ensure-docker.sh
 
-images: venv docker ## bootstrap the base images offline (debootstrap → docker import); no-op when present
+images: venv host docker ## bootstrap the base images offline (debootstrap → docker import); no-op when present
 	$(BIN)/toolforge images build
 
 model: venv ## assemble and verify the embedded local model (Qwen2.5-Coder-1.5B GGUF)
