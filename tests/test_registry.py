@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXAMPLES
 from toolforge.config import load_settings
 from toolforge.errors import NotFoundError, UsageError
 from toolforge.registry import Registry, parse_ref
 from toolforge.spec import TestReport, load_tool_dir
-from tests.conftest import EXAMPLES
 
 
 @pytest.fixture

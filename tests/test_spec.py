@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import EXAMPLES
 from toolforge.errors import ArgumentError, SpecError, UsageError
 from toolforge.spec import (
     Language,
@@ -17,7 +18,6 @@ from toolforge.spec import (
     validate_args,
     write_tool_dir,
 )
-from tests.conftest import EXAMPLES
 
 GOOD = {
     "name": "adder",

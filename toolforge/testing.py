@@ -18,11 +18,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from toolforge.llm.base import LLM, Completion, Message, ToolCall, Usage
 
-Reply = Union[str, Completion, BaseException, Callable[["Request"], Any]]
+Reply = str | Completion | BaseException | Callable[["Request"], Any]
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import shutil
 import sqlite3
@@ -192,7 +193,7 @@ class Registry:
         )
         return [self._record(r) for r in rows]
 
-    def search(self, query: str) -> list[ToolRecord]:
+    def search(self, query: str) -> builtins.list[ToolRecord]:
         words = [w.lower() for w in query.split() if w]
         tools = self.list()
         if not words:

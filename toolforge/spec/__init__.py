@@ -9,8 +9,8 @@ from toolforge.spec.bundle import (
     parse_spec,
     write_tool_dir,
 )
-from toolforge.spec.report import CaseResult, TestReport
 from toolforge.spec.models import MAIN_FILES, Dependencies, Language, Limits, TestCase, ToolSpec
+from toolforge.spec.report import CaseResult, TestReport
 
 __all__ = [
     "MAIN_FILES",

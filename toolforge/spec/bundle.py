@@ -105,7 +105,7 @@ def load_tool_dir(path: Path | str) -> ToolBundle:
 
     language = data.get("language")
     source: str | None = None
-    if language in MAIN_FILES.keys() or language in [lang.value for lang in Language]:
+    if language in {lang.value for lang in Language}:
         main = MAIN_FILES[Language(language)]
         others = [f for f in MAIN_FILES.values() if f != main and (root / f).exists()]
         main_path = root / main

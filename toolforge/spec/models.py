@@ -81,7 +81,7 @@ class TestCase(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> TestCase:
-        kinds = [k for k in ("expect", "check") if k in self.model_fields_set]
+        kinds: list[str] = [k for k in ("expect", "check") if k in self.model_fields_set]
         if self.expect_error:
             kinds.append("expect_error")
         if len(kinds) != 1:
