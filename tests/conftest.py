@@ -51,7 +51,7 @@ def no_leftover_call_containers():
         return
     import socket
 
-    from toolforge.sandbox.docker_backend import _alive
+    from toolforge.procs import pid_alive
     from toolforge.sandbox.docker_client import client
     from toolforge.sandbox.service import _close_all
 
@@ -60,7 +60,7 @@ def no_leftover_call_containers():
     left = []
     for c in client().api.containers(all=True, filters={"label": ["io.toolforge=1", "io.toolforge.kind=call"]}):
         owner_host, _, pid = (c.get("Labels") or {}).get("io.toolforge.owner", "").rpartition(":")
-        if owner_host == host and pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+        if owner_host == host and pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
             left.append(f"{c['Names'][0]} ({c['Status']})")
     if left:
         pytest.fail(f"toolforge call containers left after the suite: {', '.join(left)}", pytrace=False)

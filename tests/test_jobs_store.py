@@ -26,7 +26,7 @@ from toolforge.errors import (
 )
 from toolforge.jobs import JobStatus, NewJob, Outcome, SQLiteJobStore, result_of
 from toolforge.jobs.models import OUTPUT_CAP
-from toolforge.jobs.proc import make_worker_id, worker_dead_here
+from toolforge.procs import make_worker_id, worker_dead_here
 
 
 @pytest.fixture

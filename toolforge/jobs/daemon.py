@@ -20,7 +20,7 @@ from typing import Any
 
 from toolforge.config import Settings
 from toolforge.errors import ToolforgeError
-from toolforge.jobs.proc import pid_alive, process_start, worker_dead_here
+from toolforge.procs import pid_alive, process_start, worker_dead_here
 
 _children: list[subprocess.Popen[bytes]] = []  # kept so Python reaps them (no zombies, no warnings)
 

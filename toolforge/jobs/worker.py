@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from toolforge.errors import EnvironmentUnavailable, ToolforgeError
 from toolforge.jobs.models import Job, JobStatus, Outcome
-from toolforge.jobs.proc import HOST, make_worker_id, worker_dead_here
+from toolforge.procs import HOST, make_worker_id, worker_dead_here
 
 if TYPE_CHECKING:
     from toolforge.forge import Forge

@@ -23,6 +23,7 @@ from typing import Any
 
 from toolforge.config import Settings
 from toolforge.errors import ToolforgeError, UsageError
+from toolforge.procs import pid_alive
 from toolforge.sandbox.backend import Backend, CallResult, CallStatus, Progress
 from toolforge.sandbox.docker_client import (
     LABEL,
@@ -299,18 +300,9 @@ class DockerBackend(Backend):
         for c in containers:
             owner = (c.get("Labels") or {}).get(LABEL_OWNER, "")
             owner_host, _, pid = owner.rpartition(":")
-            if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+            if owner_host != host or not pid.isdigit() or pid_alive(int(pid)):
                 continue
             remove_container(c["Id"])
             removed += 1
         return removed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -1,4 +1,6 @@
-"""Is a worker process still alive? (pid + start time, so a recycled pid is not mistaken for it).
+"""Is a process still alive? (pid + start time, so a recycled pid is not mistaken for it).
+
+Shared by the job worker, the sandbox's orphan reaper and the local model server.
 
 A worker id is ``<host>:<pid>:<start-ticks>``; on this host a worker is dead the moment its
 process is gone (or is a zombie, or the pid now belongs to a process started later). For a
