@@ -334,3 +334,24 @@ def test_model_status_cli_exit_3_when_missing(
         main(["model", "status", "--json"])
     assert exit_info.value.code == 3
     assert '"installed": false' in capsys.readouterr().out
+
+
+def test_tool_calls_through_real_litellm_reach_the_server_not_the_mcp_gateway() -> None:
+    """litellm probes an MCP gateway when tools= is passed (needs an extra we don't ship):
+    a refused local server must come back as ModelUnavailable, not ModuleNotFoundError."""
+    from toolforge.errors import ModelUnavailable
+    from toolforge.llm.litellm_model import LiteLLM
+
+    llm = LiteLLM("openai/x", api_base="http://127.0.0.1:9/v1", api_key="k", retries=1)
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    with pytest.raises(ModelUnavailable, match="kept failing after 1 tries"):
+        llm.complete([{"role": "user", "content": "hi"}], tools=tools)
+    with pytest.raises(ModelUnavailable):
+        llm.embed(["a"])
+
+
+def test_local_models_use_the_json_action_format() -> None:
+    from toolforge.llm.litellm_model import LiteLLM
+
+    assert LiteLLM("openai/local", local=True).supports_tools is False
+    assert LiteLLM("openai/gpt-4o-mini").supports_tools is True

@@ -98,6 +98,8 @@ class LiteLLM(LLM):
         self.api_base = api_base
         self.api_key = api_key
         self.local = local
+        # small self-hosted models answer tool calls poorly: agents use the JSON action format
+        self.supports_tools = not local
         self.retries = max(1, retries)
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -147,7 +149,17 @@ class LiteLLM(LLM):
         return completion
 
     # -- transport -----------------------------------------------------------------------
-    def _call_with_retries(self, kwargs: dict[str, Any]) -> Any:
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Embeddings through ``litellm.embedding`` (same retries and error translation)."""
+        response = self._call_with_retries(
+            {"model": self.model, "input": texts, "timeout": self.timeout_s,
+             **({"api_base": self.api_base} if self.api_base else {}),
+             **({"api_key": self.api_key} if self.api_key else {})},
+            endpoint="embedding",
+        )
+        return [list(_get(item, "embedding")) for item in _get(response, "data")]
+
+    def _call_with_retries(self, kwargs: dict[str, Any], *, endpoint: str = "completion") -> Any:
         from tenacity import (
             Retrying,
             retry_if_exception_type,
@@ -164,7 +176,7 @@ class LiteLLM(LLM):
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._call_once(kwargs)
+                    return self._call_once(kwargs, endpoint)
         except TransientLLMError as e:
             cause = e.__cause__
             raise ModelUnavailable(
@@ -173,8 +185,14 @@ class LiteLLM(LLM):
             ) from cause
         raise AssertionError("unreachable")  # pragma: no cover - tenacity either returns or raises
 
-    def _call_once(self, kwargs: dict[str, Any]) -> Any:
-        fn = self._completion or _litellm().completion
+    def _call_once(self, kwargs: dict[str, Any], endpoint: str = "completion") -> Any:
+        if endpoint == "completion" and self._completion is not None:
+            fn = self._completion
+        else:
+            fn = getattr(_litellm(), endpoint)
+            if endpoint == "completion" and "tools" in kwargs:
+                # plain function tools: skip litellm's MCP gateway probe (needs the mcp extra)
+                kwargs = {**kwargs, "_skip_mcp_handler": True}
         try:
             return _quiet(fn, **kwargs)
         except Exception as e:  # translated by class name: litellm's tree, openai's, httpx's

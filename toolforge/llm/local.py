@@ -32,6 +32,7 @@ from typing import Any
 
 from toolforge.config import Settings
 from toolforge.errors import ModelUnavailable
+from toolforge.procs import pid_alive
 
 MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
@@ -169,18 +170,7 @@ def _server_file() -> Path:
     return model_dir() / SERVER_FILE
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child counts as dead
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
+_pid_alive = pid_alive  # shared liveness check (zombies count as dead)
 
 
 def healthy(port: int, timeout_s: float = 2.0) -> bool:
