@@ -58,19 +58,33 @@ def no_leftover_call_containers():
     _close_all()
     host = socket.gethostname()
     left = []
-    for c in client().api.containers(all=True, filters={"label": ["io.toolforge=1", "io.toolforge.kind=call"]}):
+    for c in client().api.containers(
+        all=True, filters={"label": ["io.toolforge=1", "io.toolforge.kind=call"]}
+    ):
         owner_host, _, pid = (c.get("Labels") or {}).get("io.toolforge.owner", "").rpartition(":")
-        if owner_host == host and pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
+        if (
+            owner_host == host
+            and pid.isdigit()
+            and (int(pid) == os.getpid() or not pid_alive(int(pid)))
+        ):
             left.append(f"{c['Names'][0]} ({c['Status']})")
     if left:
-        pytest.fail(f"toolforge call containers left after the suite: {', '.join(left)}", pytrace=False)
+        pytest.fail(
+            f"toolforge call containers left after the suite: {', '.join(left)}", pytrace=False
+        )
 
 
 @pytest.fixture(autouse=True)
 def toolforge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "tfhome"
     monkeypatch.setenv("TOOLFORGE_HOME", str(home))
-    for var in ("TOOLFORGE_MODEL", "TOOLFORGE_API_BASE", "TOOLFORGE_API_KEY", "TOOLFORGE_BACKEND", "TOOLFORGE_DEBUG"):
+    for var in (
+        "TOOLFORGE_MODEL",
+        "TOOLFORGE_API_BASE",
+        "TOOLFORGE_API_KEY",
+        "TOOLFORGE_BACKEND",
+        "TOOLFORGE_DEBUG",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -13,7 +13,11 @@ NODES = [
     ("concept", "configuration", "Settings that change how the program behaves"),
     ("code", "main", "Entry point: calls parse_args and load_config, then runs the command"),
     ("query", "how are settings loaded?", "Asked by the planner agent"),
-    ("answer", "settings come from config.yaml", "load_config reads config.yaml under TOOLFORGE_HOME"),
+    (
+        "answer",
+        "settings come from config.yaml",
+        "load_config reads config.yaml under TOOLFORGE_HOME",
+    ),
     ("event", "release 1.0", "Version 1.0 shipped with the new CLI"),
     ("entity", "Redis", "In-memory key value store used as a cache"),
     ("concept", "caching", "Keeping computed results to answer faster"),

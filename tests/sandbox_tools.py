@@ -17,8 +17,14 @@ MAIN = {"python": "main.py", "typescript": "main.ts", "bash": "main.sh"}
 
 
 def write_tool(
-    root: Path, name: str, language: str, source: str, *, parameters: dict[str, Any] | None = None,
-    tests: list[dict[str, Any]] | None = None, **spec: Any,
+    root: Path,
+    name: str,
+    language: str,
+    source: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    tests: list[dict[str, Any]] | None = None,
+    **spec: Any,
 ) -> ToolBundle:
     """Write a tool folder under ``root`` and load it (validated like any user tool)."""
     folder = root / f"{name}-{uuid.uuid4().hex[:6]}"
@@ -54,5 +60,7 @@ def call_containers(tool: str | None = None) -> list[dict[str, Any]]:
     """Toolforge call containers (running or not), optionally of one tool."""
     from toolforge.sandbox.docker_client import client
 
-    labels = ["io.toolforge=1", "io.toolforge.kind=call"] + ([f"io.toolforge.tool={tool}"] if tool else [])
+    labels = ["io.toolforge=1", "io.toolforge.kind=call"] + (
+        [f"io.toolforge.tool={tool}"] if tool else []
+    )
     return client().api.containers(all=True, filters={"label": labels})

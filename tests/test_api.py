@@ -39,6 +39,20 @@ def test_every_error_is_a_toolforge_error_with_a_meaningful_exit_code() -> None:
 
 
 def test_forge_api_surface() -> None:
-    for method in ("add", "list_tools", "tool", "remove", "export", "test", "call", "run",
-                   "generate", "submit", "job", "solve", "memory", "close"):
+    for method in (
+        "add",
+        "list_tools",
+        "tool",
+        "remove",
+        "export",
+        "test",
+        "call",
+        "run",
+        "generate",
+        "submit",
+        "job",
+        "solve",
+        "memory",
+        "close",
+    ):
         assert callable(getattr(toolforge.Forge, method)), method

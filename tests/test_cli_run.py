@@ -18,7 +18,16 @@ from tests.sandbox_tools import call_containers, docker_cleanup, write_tool
 
 pytestmark = pytest.mark.docker
 
-TOOL_NAMES = ["word-count", "counter", "slugify", "cli-raiser", "cli-spin", "cli-hog", "cli-flaky", "cli-sigint"]
+TOOL_NAMES = [
+    "word-count",
+    "counter",
+    "slugify",
+    "cli-raiser",
+    "cli-spin",
+    "cli-hog",
+    "cli-flaky",
+    "cli-sigint",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,9 +44,12 @@ def base_images(tmp_path_factory: pytest.TempPathFactory):
 
     build_base_images(load_settings(home=tmp_path_factory.mktemp("base")))
     yield
-    images = [t for name in TOOL_NAMES
-              for img in client().api.images(filters={"label": f"io.toolforge.tool={name}"})
-              for t in img.get("RepoTags") or []]
+    images = [
+        t
+        for name in TOOL_NAMES
+        for img in client().api.images(filters={"label": f"io.toolforge.tool={name}"})
+        for t in img.get("RepoTags") or []
+    ]
     docker_cleanup(images, [])
 
 
@@ -55,11 +67,18 @@ def test_run_prints_the_result_and_json(cli) -> None:
     data = json.loads(r.out)
     assert r.code == 0
     assert {k: data[k] for k in ("ok", "status", "result", "error", "truncated")} == {
-        "ok": True, "status": "ok", "result": {"words": 2, "lines": 1, "chars": 3}, "error": None, "truncated": False}
+        "ok": True,
+        "status": "ok",
+        "result": {"words": 2, "lines": 1, "chars": 3},
+        "error": None,
+        "truncated": False,
+    }
     assert isinstance(data["duration_ms"], float)
 
 
-def test_input_from_a_file_and_stdin_with_args_overriding(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_input_from_a_file_and_stdin_with_args_overriding(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     add(cli, EXAMPLES / "slugify", "--no-test")
     args = tmp_path / "args.json"
     args.write_text('{"text": "Hello There", "separator": "+"}')
@@ -75,15 +94,22 @@ def test_bad_arguments_exit_2_before_any_container_starts(cli, tmp_path: Path) -
     before = len(call_containers())
     r = cli("run", "word-count", "--arg", "unique=maybe", "--arg", "text=x")
     assert r.code == 2
-    assert r.err == ("Error: Invalid arguments for word-count:\n"
-                     "  unique: 'maybe' is not of type 'boolean' (schema: properties/unique/type)\n"
-                     "See the parameters with: toolforge show word-count\n")
+    assert r.err == (
+        "Error: Invalid arguments for word-count:\n"
+        "  unique: 'maybe' is not of type 'boolean' (schema: properties/unique/type)\n"
+        "See the parameters with: toolforge show word-count\n"
+    )
     r = cli("run", "word-count")
     assert r.code == 2 and "<args>: 'text' is a required property (schema: required)" in r.err
     r = cli("run", "word-count", "--input", "[1, 2]")
-    assert (r.code, r.err) == (2, 'Error: --input must be a JSON object of arguments, e.g. {"text": "hi"}\n')
+    assert (r.code, r.err) == (
+        2,
+        'Error: --input must be a JSON object of arguments, e.g. {"text": "hi"}\n',
+    )
     r = cli("run", "word-count", "--input", "{oops")
-    assert r.code == 2 and r.err.startswith("Error: --input is not valid JSON: Expecting property name")
+    assert r.code == 2 and r.err.startswith(
+        "Error: --input is not valid JSON: Expecting property name"
+    )
     r = cli("run", "word-count", "--arg", "novalue")
     assert (r.code, r.err) == (2, "Error: --arg expects KEY=VALUE, got 'novalue'\n")
     r = cli("run", "nope")
@@ -92,10 +118,18 @@ def test_bad_arguments_exit_2_before_any_container_starts(cli, tmp_path: Path) -
 
 
 def test_tool_failure_exits_1_with_the_tools_message(cli, tmp_path: Path) -> None:
-    bundle = write_tool(tmp_path, "cli-raiser", "python",
-                        "import sys\ndef run(x: int):\n    print('thinking')\n    raise ValueError(f'bad x {x}')\n",
-                        parameters={"type": "object", "properties": {"x": {"type": "integer"}}})
-    add(cli, tmp_path / next(p.name for p in tmp_path.iterdir() if p.name.startswith(bundle.name)), "--no-test")
+    bundle = write_tool(
+        tmp_path,
+        "cli-raiser",
+        "python",
+        "import sys\ndef run(x: int):\n    print('thinking')\n    raise ValueError(f'bad x {x}')\n",
+        parameters={"type": "object", "properties": {"x": {"type": "integer"}}},
+    )
+    add(
+        cli,
+        tmp_path / next(p.name for p in tmp_path.iterdir() if p.name.startswith(bundle.name)),
+        "--no-test",
+    )
     r = cli("run", "cli-raiser", "-a", "x=3")
     assert (r.code, r.out) == (1, "")
     assert r.err.endswith("Error: cli-raiser failed: ValueError: bad x 3\n")
@@ -104,7 +138,11 @@ def test_tool_failure_exits_1_with_the_tools_message(cli, tmp_path: Path) -> Non
     data = json.loads(r.out)
     assert r.code == 1
     assert (data["ok"], data["status"], data["error"]["type"], data["error"]["message"]) == (
-        False, "error", "ValueError", "bad x 3")
+        False,
+        "error",
+        "ValueError",
+        "bad x 3",
+    )
     assert data["stdout"] == "thinking\n"
 
 
@@ -114,15 +152,22 @@ def test_timeout_and_oom_exit_4(cli, tmp_path: Path) -> None:
     add(cli, next(spin.iterdir()), "--no-test")
     r = cli("run", "cli-spin", "--timeout", "1")
     assert r.code == 4
-    assert r.err == ("Error: cli-spin exceeded its time limit of 1s; the work was killed\n"
-                     "Raise it with --timeout or limits.timeout_s in tool.yaml.\n")
+    assert r.err == (
+        "Error: cli-spin exceeded its time limit of 1s; the work was killed\n"
+        "Raise it with --timeout or limits.timeout_s in tool.yaml.\n"
+    )
     assert call_containers("cli-spin") == []  # killed and removed, not just abandoned
     r = cli("run", "cli-spin", "--timeout", "0.5", "--json")
     assert r.code == 4 and json.loads(r.out)["status"] == "timeout"
 
     hog = tmp_path / "hog"
-    write_tool(hog, "cli-hog", "python", "def run():\n    x = []\n    while True:\n        x.append(bytearray(1 << 23))\n",
-               limits={"memory_mb": 48})
+    write_tool(
+        hog,
+        "cli-hog",
+        "python",
+        "def run():\n    x = []\n    while True:\n        x.append(bytearray(1 << 23))\n",
+        limits={"memory_mb": 48},
+    )
     add(cli, next(hog.iterdir()), "--no-test")
     r = cli("run", "cli-hog")
     assert r.code == 4
@@ -147,7 +192,9 @@ def test_stateful_run_and_state_commands(cli, tmp_path: Path) -> None:
         r = cli("state", "reset", "counter", "--ns", ns, "--yes")
         assert r.out == f"✓ Reset the state of counter (namespace {ns})\n"
         r = cli("state", "show", "counter", "--ns", ns)
-        assert r.out == (f"No state yet for counter: toolforge-state-counter-{ns} (namespace {ns}) does not exist.\n")
+        assert r.out == (
+            f"No state yet for counter: toolforge-state-counter-{ns} (namespace {ns}) does not exist.\n"
+        )
         r = cli("state", "import", "counter", str(archive), "--ns", ns)
         assert r.out == "✓ Imported 1 file(s) into counter state\n"
         assert json.loads(cli("run", "counter", "--state-ns", ns).out) == {"count": 6}
@@ -155,8 +202,11 @@ def test_stateful_run_and_state_commands(cli, tmp_path: Path) -> None:
         assert r.code == 2 and "missing.tgz is not a file" in r.err
         add(cli, EXAMPLES / "word-count", "--no-test")
         r = cli("state", "show", "word-count")
-        assert (r.code, r.err) == (2, "Error: word-count is not stateful, so it has no state\n"
-                                      "Set stateful: true in tool.yaml.\n")
+        assert (r.code, r.err) == (
+            2,
+            "Error: word-count is not stateful, so it has no state\n"
+            "Set stateful: true in tool.yaml.\n",
+        )
     finally:
         cli("state", "reset", "counter", "--ns", ns, "--yes")
 
@@ -168,7 +218,11 @@ def test_test_command_stores_the_report(cli, tmp_path: Path) -> None:
     assert r.code == 0
     assert r.out.splitlines()[-1] == "✓ word-count@1: 3/3 passed (docker)"
     report = json.loads(cli("show", "word-count", "--json").out)["report"]
-    assert report["backend"] == "docker" and [c["passed"] for c in report["cases"]] == [True, True, True]
+    assert report["backend"] == "docker" and [c["passed"] for c in report["cases"]] == [
+        True,
+        True,
+        True,
+    ]
     assert report["image"].startswith("toolforge-tool-word-count:")
     r = cli("test", "word-count", "--json")
     assert r.code == 0 and json.loads(r.out)["tool"] == "word-count"
@@ -176,15 +230,22 @@ def test_test_command_stores_the_report(cli, tmp_path: Path) -> None:
 
 def test_add_refuses_a_tool_whose_tests_fail(cli, tmp_path: Path) -> None:
     folder = tmp_path / "flaky"
-    write_tool(folder, "cli-flaky", "python", "def run(n: int):\n    return n + 1\n",
-               parameters={"type": "object", "properties": {"n": {"type": "integer"}}},
-               tests=[{"args": {"n": 1}, "expect": 2}, {"args": {"n": 2}, "expect": 4}])
+    write_tool(
+        folder,
+        "cli-flaky",
+        "python",
+        "def run(n: int):\n    return n + 1\n",
+        parameters={"type": "object", "properties": {"n": {"type": "integer"}}},
+        tests=[{"args": {"n": 1}, "expect": 2}, {"args": {"n": 2}, "expect": 4}],
+    )
     path = next(folder.iterdir())
     r = cli("add", str(path))
     assert r.code == 1
-    assert r.err == ("Error: cli-flaky: 1 of 2 test(s) failed\n"
-                     "  test 1: expected 4, got 3\n"
-                     "Nothing was registered. Fix the tool, or add it with --no-test.\n")
+    assert r.err == (
+        "Error: cli-flaky: 1 of 2 test(s) failed\n"
+        "  test 1: expected 4, got 3\n"
+        "Nothing was registered. Fix the tool, or add it with --no-test.\n"
+    )
     assert cli("list", "--json").out.strip() == "[]"
     r = cli("add", str(path), "--no-test")
     assert (r.code, r.out) == (0, "✓ Registered cli-flaky@1\n")
@@ -196,10 +257,18 @@ def test_add_refuses_a_tool_whose_tests_fail(cli, tmp_path: Path) -> None:
 
 def test_ctrl_c_kills_the_call_and_removes_its_container(cli, tmp_path: Path) -> None:
     folder = tmp_path / "sigint"
-    write_tool(folder, "cli-sigint", "python", "def run():\n    while True:\n        pass\n", limits={"timeout_s": 120})
+    write_tool(
+        folder,
+        "cli-sigint",
+        "python",
+        "def run():\n    while True:\n        pass\n",
+        limits={"timeout_s": 120},
+    )
     add(cli, next(folder.iterdir()), "--no-test")
     toolforge = str(Path(sys.executable).with_name("toolforge"))
-    proc = subprocess.Popen([toolforge, "run", "cli-sigint"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [toolforge, "run", "cli-sigint"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         while not [c for c in call_containers("cli-sigint") if c["State"] == "running"]:

@@ -21,7 +21,9 @@ def test_add_no_test_list_show_remove(cli, toolforge_home: Path) -> None:
 
     r = cli("list", "--json")
     data = json.loads(r.out)
-    assert r.code == 0 and [(d["name"], d["version"], d["versions"]) for d in data] == [("word-count", 1, [1])]
+    assert r.code == 0 and [(d["name"], d["version"], d["versions"]) for d in data] == [
+        ("word-count", 1, [1])
+    ]
 
     r = cli("show", "word-count", "--json", "--source")
     shown = json.loads(r.out)
@@ -53,7 +55,13 @@ def test_second_add_of_changed_tool_is_version_2_and_export(cli, example, tmp_pa
 
 BAD_DIRS = [
     ("bad-name", lambda p: make_tool(p, with_(name="Bad Name")), "name:"),
-    ("bad-schema", lambda p: make_tool(p, with_(parameters={"type": "object", "properties": {"a": {"type": 3}}})), "parameters:"),
+    (
+        "bad-schema",
+        lambda p: make_tool(
+            p, with_(parameters={"type": "object", "properties": {"a": {"type": 3}}})
+        ),
+        "parameters:",
+    ),
     ("no-main", lambda p: make_tool(p, GOOD, source=None), "main.py: missing"),
     ("yaml-error", lambda p: make_tool(p, raw_yaml="name: [x\n"), "tool.yaml: YAML syntax error"),
     ("not-utf8", lambda p: make_tool(p, GOOD, source=b"\xff\xfe"), "main.py: is not valid UTF-8"),
@@ -62,7 +70,9 @@ BAD_DIRS = [
 
 
 @pytest.mark.parametrize(("case", "build", "expected"), BAD_DIRS, ids=[b[0] for b in BAD_DIRS])
-def test_bad_tool_dirs_exit_2_and_write_nothing(cli, tmp_path: Path, toolforge_home: Path, case, build, expected) -> None:
+def test_bad_tool_dirs_exit_2_and_write_nothing(
+    cli, tmp_path: Path, toolforge_home: Path, case, build, expected
+) -> None:
     path = build(tmp_path / case)
     r = cli("add", str(path), "--no-test")
     assert r.code == 2
@@ -109,5 +119,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
         "heavy = [m for m in ('docker', 'litellm') if m in sys.modules]\n"
         "print('HEAVY:' + ','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip().splitlines()[-1] == "HEAVY:"

@@ -93,8 +93,12 @@ class Workers:
 
     def start(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
         log = open(self.forge.settings.log_dir / f"worker-{len(self.procs)}.log", "ab")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "toolforge.jobs", "--concurrency", str(concurrency)],
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "toolforge.jobs", "--concurrency", str(concurrency)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+        )
         log.close()
         self.procs.append(proc)
         wait_for(lambda: self.worker_id(proc) is not None, what="the worker to register")
@@ -176,8 +180,10 @@ def test_kill_9_mid_job_then_a_new_worker_completes_it(forge: Forge, workers: Wo
     first_id = workers.worker_id(first)
     handle = forge.submit("jobs-sleeper", {"seconds": 3, "tag": "survivor"})
     wait_for(lambda: handle.status() == "running", what="the job to start")
-    wait_for(lambda: any(c["State"] == "running" for c in _containers(f"{WORKER_LABEL}={first_id}")),
-             what="the job's container")
+    wait_for(
+        lambda: any(c["State"] == "running" for c in _containers(f"{WORKER_LABEL}={first_id}")),
+        what="the job's container",
+    )
     orphans = _containers(f"{WORKER_LABEL}={first_id}")  # what the dead worker will leave behind …
     first.kill()  # SIGKILL: no cleanup at all
     first.wait()
@@ -206,7 +212,9 @@ def test_cancel_queued_and_running(forge: Forge, workers: Workers) -> None:
     assert queued.info().started_at is None and queued.info().attempts == 0
 
 
-def test_a_job_over_its_timeout_is_timed_out_and_its_container_gone(forge: Forge, workers: Workers) -> None:
+def test_a_job_over_its_timeout_is_timed_out_and_its_container_gone(
+    forge: Forge, workers: Workers
+) -> None:
     workers.start(concurrency=1)
     handle = forge.submit("jobs-sleeper", {"seconds": 20}, timeout_s=1)
     job = handle.wait(timeout=60)
@@ -235,7 +243,9 @@ def test_jobs_on_one_stateful_namespace_run_one_at_a_time(forge: Forge, workers:
         jobs = [h.wait(timeout=300) for h in handles]
         assert sorted(j.result["count"] for j in jobs) == list(range(1, 9))  # no lost update
         spans = sorted((j.started_at, j.finished_at) for j in jobs)
-        assert all(prev_end <= start for (_, prev_end), (start, _) in zip(spans, spans[1:], strict=False))
+        assert all(
+            prev_end <= start for (_, prev_end), (start, _) in zip(spans, spans[1:], strict=False)
+        )
     finally:
         workers.close()  # its warm sessions hold the volume
         forge.sandbox.reset_state(record.bundle, ns)
@@ -246,20 +256,40 @@ def test_cli_run_async_returns_at_once_and_the_job_completes(forge: Forge) -> No
 
     toolforge = str(Path(sys.executable).with_name("toolforge"))
     try:
-        out = subprocess.run([toolforge, "run", "jobs-sleeper", "--async", "--json", "--arg", "seconds=2",
-                              "--arg", "tag=bg"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [
+                toolforge,
+                "run",
+                "jobs-sleeper",
+                "--async",
+                "--json",
+                "--arg",
+                "seconds=2",
+                "--arg",
+                "tag=bg",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         queued = json.loads(out.stdout)
         assert queued["status"] == "queued"
         handle = forge.job(queued["id"])
         assert not handle.info().finished  # the CLI did not wait for the 2 s of work
-        followed = subprocess.run([toolforge, "jobs", "logs", queued["id"], "--follow"], capture_output=True,
-                                  text=True, timeout=120)
+        followed = subprocess.run(
+            [toolforge, "jobs", "logs", queued["id"], "--follow"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert followed.returncode == 0
         assert "started" in followed.stdout and "succeeded" in followed.stdout
         assert "sleeping 2s for bg" in followed.stdout
         assert handle.result(timeout=120) == {"slept": 2, "tag": "bg"}
-        waited = subprocess.run([toolforge, "jobs", "wait", queued["id"]], capture_output=True, text=True, timeout=60)
+        waited = subprocess.run(
+            [toolforge, "jobs", "wait", queued["id"]], capture_output=True, text=True, timeout=60
+        )
         assert waited.returncode == 0 and json.loads(waited.stdout) == {"slept": 2, "tag": "bg"}
     finally:
         pid = daemon.running_pid(forge.settings)

@@ -110,8 +110,12 @@ def test_claims_from_separate_processes_are_exclusive(db_path: Path, store: SQLi
         "while (j := s.claim(sys.argv[2])) is not None: got.append(j.id)\n"
         "print(json.dumps(got))\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(db_path), f"p{i}"], stdout=subprocess.PIPE, text=True)
-             for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(db_path), f"p{i}"], stdout=subprocess.PIPE, text=True
+        )
+        for i in range(3)
+    ]
     got = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
     flat = [i for g in got for i in g]
     assert sorted(flat) == sorted(ids)
@@ -133,8 +137,16 @@ def test_finish_records_outcome_and_guards_the_owner(store: SQLiteJobStore) -> N
     store.claim("w1")
     big = "x" * (OUTPUT_CAP + 100)
     assert not store.finish(job.id, "someone-else", Outcome(JobStatus.succeeded, result=1))
-    assert store.finish(job.id, "w1", Outcome(JobStatus.failed, error={"type": "ValueError", "message": "bad"},
-                                              stdout=big, duration_ms=12.5))
+    assert store.finish(
+        job.id,
+        "w1",
+        Outcome(
+            JobStatus.failed,
+            error={"type": "ValueError", "message": "bad"},
+            stdout=big,
+            duration_ms=12.5,
+        ),
+    )
     done = store.get(job.id)
     assert done.status is JobStatus.failed and done.finished_at is not None
     assert done.error == {"type": "ValueError", "message": "bad"}
@@ -150,13 +162,26 @@ def test_recover_requeues_then_fails_after_max_attempts(store: SQLiteJobStore) -
     store.claim("w1")
     assert [j.id for j in store.recover(stale_after_s=60, is_dead=dead.__contains__)] == [job.id]
     requeued = store.get(job.id)
-    assert requeued.status is JobStatus.queued and requeued.attempts == 1 and requeued.worker_id is None
+    assert (
+        requeued.status is JobStatus.queued
+        and requeued.attempts == 1
+        and requeued.worker_id is None
+    )
     store.claim("w2")
     store.recover(stale_after_s=60, is_dead=dead.__contains__)
     failed = store.get(job.id)
     assert failed.status is JobStatus.failed and failed.attempts == 2
-    assert "worker w2 died" in failed.error["message"] and "gave up after 2 of 2 attempts" in failed.error["message"]
-    assert [e.event for e in store.events(job.id)] == ["queued", "started", "requeued", "started", "failed"]
+    assert (
+        "worker w2 died" in failed.error["message"]
+        and "gave up after 2 of 2 attempts" in failed.error["message"]
+    )
+    assert [e.event for e in store.events(job.id)] == [
+        "queued",
+        "started",
+        "requeued",
+        "started",
+        "failed",
+    ]
 
 
 def test_recover_by_stale_heartbeat_leaves_live_workers_alone(store: SQLiteJobStore) -> None:
@@ -192,9 +217,19 @@ def test_cancel_queued_running_and_finished(store: SQLiteJobStore) -> None:
 def test_retry_requeues_only_unsuccessful_jobs(store: SQLiteJobStore) -> None:
     job = store.submit(new(max_attempts=1))
     store.claim("w")
-    store.finish(job.id, "w", Outcome(JobStatus.timed_out, error={"type": "ToolTimeout", "message": "slow"}, stdout="x"))
+    store.finish(
+        job.id,
+        "w",
+        Outcome(JobStatus.timed_out, error={"type": "ToolTimeout", "message": "slow"}, stdout="x"),
+    )
     again = store.retry(job.id)
-    assert (again.status, again.attempts, again.error, again.stdout, again.finished_at) == (JobStatus.queued, 0, None, "", None)
+    assert (again.status, again.attempts, again.error, again.stdout, again.finished_at) == (
+        JobStatus.queued,
+        0,
+        None,
+        "",
+        None,
+    )
     with pytest.raises(UsageError):
         store.retry(job.id)  # queued: nothing to retry
     assert store.claim("w").id == job.id
@@ -225,8 +260,10 @@ def test_prune_deletes_only_old_finished_jobs(db_path: Path, store: SQLiteJobSto
         store.claim("w")
         store.finish(job.id, "w", Outcome(JobStatus.succeeded, result=1))
     conn = connect(db_path)
-    conn.execute("UPDATE jobs SET finished_at = ?, queued_at = ? WHERE id IN (?, ?)",
-                 (time.time() - 8 * 86400, time.time() - 8 * 86400, old_done.id, old_queued.id))
+    conn.execute(
+        "UPDATE jobs SET finished_at = ?, queued_at = ? WHERE id IN (?, ?)",
+        (time.time() - 8 * 86400, time.time() - 8 * 86400, old_done.id, old_queued.id),
+    )
     conn.close()
     assert store.prune(7 * 86400) == 1
     with pytest.raises(NotFoundError):
@@ -290,7 +327,13 @@ def test_submit_rejects_bad_input_and_queues_nothing(forge: Forge) -> None:
 def test_submit_pins_version_and_serialises_stateful_tools(forge: Forge) -> None:
     handle = forge.submit("word-count", {"text": "a b"}, priority=3, timeout_s=5)
     job = handle.info()
-    assert (job.tool, job.version, job.priority, job.timeout_s, job.serial_key) == ("word-count", 1, 3, 5, None)
+    assert (job.tool, job.version, job.priority, job.timeout_s, job.serial_key) == (
+        "word-count",
+        1,
+        3,
+        5,
+        None,
+    )
     assert handle.status() == "queued" and forge.job(handle.id).id == handle.id
     assert forge.submit("counter", {"by": 2}, state_ns="ns1").info().serial_key == "counter/ns1"
     with pytest.raises(JobWaitTimeout) as err:
@@ -308,7 +351,17 @@ def test_cli_jobs_list_status_cancel_prune(forge: Forge) -> None:
     assert listed.exit_code == 0
     assert [(j["id"], j["status"]) for j in json.loads(listed.stdout)] == [(job_id, "queued")]
     shown = json.loads(runner.invoke(app, ["jobs", "status", job_id, "--json"]).stdout)
-    assert {"id", "tool", "status", "result", "error", "attempts", "queued_at", "started_at", "finished_at"} <= set(shown)
+    assert {
+        "id",
+        "tool",
+        "status",
+        "result",
+        "error",
+        "attempts",
+        "queued_at",
+        "started_at",
+        "finished_at",
+    } <= set(shown)
     assert runner.invoke(app, ["jobs", "list", "--status", "bogus"]).exit_code != 0
     cancelled = runner.invoke(app, ["jobs", "cancel", job_id])
     assert cancelled.exit_code == 0 and f"Cancelled job {job_id}" in cancelled.stdout
@@ -321,11 +374,17 @@ def test_cli_jobs_list_status_cancel_prune(forge: Forge) -> None:
     assert runner.invoke(app, ["jobs", "status", job_id]).exit_code != 0
 
 
-def test_cli_run_async_rejects_bad_input_with_exit_2(forge: Forge, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_run_async_rejects_bad_input_with_exit_2(
+    forge: Forge, capsys: pytest.CaptureFixture[str]
+) -> None:
     from toolforge.cli.app import main
 
-    for argv in (["run", "no-such-tool", "--async"], ["run", "word-count", "--async", "--arg", "txt=a"],
-                 ["jobs", "wait", "missing-id"], ["jobs", "cancel", "missing-id"]):
+    for argv in (
+        ["run", "no-such-tool", "--async"],
+        ["run", "word-count", "--async", "--arg", "txt=a"],
+        ["jobs", "wait", "missing-id"],
+        ["jobs", "cancel", "missing-id"],
+    ):
         with pytest.raises(SystemExit) as exited:
             main(argv)
         assert exited.value.code == 2, argv

@@ -41,8 +41,16 @@ class StandInSandbox:
         self.peak = 0
         self.calls: list[tuple[str, dict[str, str]]] = []
 
-    def call(self, bundle: Any, args: dict[str, Any], *, state_ns: str | None = None, timeout_s: float | None = None,
-             cancel: threading.Event | None = None, labels: dict[str, str] | None = None) -> CallResult:
+    def call(
+        self,
+        bundle: Any,
+        args: dict[str, Any],
+        *,
+        state_ns: str | None = None,
+        timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> CallResult:
         if args.get("down"):
             raise DockerUnavailable("connection refused")
         key = f"{bundle.name}/{state_ns}"
@@ -60,9 +68,18 @@ class StandInSandbox:
                 if time.monotonic() > limit:
                     return CallResult(CallStatus.timeout)
             if args.get("fail"):
-                return CallResult(CallStatus.error, error={"type": "ValueError", "message": "asked to fail"}, stderr="boom")
-            return CallResult(CallStatus.ok, result={"ok": True, "overlap": overlap}, stdout="slept\n", duration_ms=1.0,
-                              meta={"container": "c1", "warm": True, "other": 1})
+                return CallResult(
+                    CallStatus.error,
+                    error={"type": "ValueError", "message": "asked to fail"},
+                    stderr="boom",
+                )
+            return CallResult(
+                CallStatus.ok,
+                result={"ok": True, "overlap": overlap},
+                stdout="slept\n",
+                duration_ms=1.0,
+                meta={"container": "c1", "warm": True, "other": 1},
+            )
         finally:
             with self.lock:
                 self.active[key] -= 1
@@ -77,8 +94,11 @@ class StandInSandbox:
 def _tool(root: Path, stateful: bool) -> Path:
     path = root / ("stateful" if stateful else "plain")
     path.mkdir(parents=True)
-    (path / "tool.yaml").write_text(SLEEPER.format(stateful=str(stateful).lower()).replace(
-        "name: sleeper", f"name: {'st-sleeper' if stateful else 'sleeper'}"))
+    (path / "tool.yaml").write_text(
+        SLEEPER.format(stateful=str(stateful).lower()).replace(
+            "name: sleeper", f"name: {'st-sleeper' if stateful else 'sleeper'}"
+        )
+    )
     (path / "main.py").write_text("def run(seconds=0, fail=False):\n    return {}\n")
     return path
 
@@ -115,7 +135,11 @@ def test_runs_jobs_in_slots_and_records_outcomes(forge: Forge) -> None:
     assert all(h.result()["ok"] for h in ok)
     assert 1 < forge.sandbox.peak <= 3
     failed = bad.info()
-    assert failed.status is JobStatus.failed and failed.error["type"] == "ValueError" and failed.stderr == "boom"
+    assert (
+        failed.status is JobStatus.failed
+        and failed.error["type"] == "ValueError"
+        and failed.stderr == "boom"
+    )
     assert ok[0].logs() == {"stdout": "slept\n", "stderr": ""}
     assert ok[0].info().meta == {"container": "c1", "warm": True}
     assert {labels[WORKER_LABEL] for _, labels in forge.sandbox.calls} == {worker.id}

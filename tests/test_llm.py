@@ -343,7 +343,12 @@ def test_tool_calls_through_real_litellm_reach_the_server_not_the_mcp_gateway() 
     from toolforge.llm.litellm_model import LiteLLM
 
     llm = LiteLLM("openai/x", api_base="http://127.0.0.1:9/v1", api_key="k", retries=1)
-    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "f", "parameters": {"type": "object", "properties": {}}},
+        }
+    ]
     with pytest.raises(ModelUnavailable, match="kept failing after 1 tries"):
         llm.complete([{"role": "user", "content": "hi"}], tools=tools)
     with pytest.raises(ModelUnavailable):

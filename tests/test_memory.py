@@ -44,7 +44,12 @@ def labels(hits) -> list[str]:
 # -- similarity ----------------------------------------------------------------------------
 def test_similarity_ranks_by_bm25_with_scores_and_relations(graph):
     hits = graph.query("YAML configuration file", "similarity")
-    assert labels(hits) == ["load_config", "configuration", "settings come from config.yaml", "PyYAML"]
+    assert labels(hits) == [
+        "load_config",
+        "configuration",
+        "settings come from config.yaml",
+        "PyYAML",
+    ]
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True) and scores[-1] > 0
     assert hits[0].scores == {"bm25": hits[0].score}
@@ -57,9 +62,17 @@ def test_similarity_ranks_by_bm25_with_scores_and_relations(graph):
 
 
 def test_similarity_filters_by_type_edge_type_and_limit(graph):
-    assert labels(graph.query("command line parsing")) == ["parse_args", "argparse", "main", "argument parsing"]
+    assert labels(graph.query("command line parsing")) == [
+        "parse_args",
+        "argparse",
+        "main",
+        "argument parsing",
+    ]
     assert labels(graph.query("command line parsing", type="entity")) == ["argparse"]
-    assert labels(graph.query("command line parsing", edge_types=["implements"])) == ["parse_args", "argument parsing"]
+    assert labels(graph.query("command line parsing", edge_types=["implements"])) == [
+        "parse_args",
+        "argument parsing",
+    ]
     assert labels(graph.query("command line parsing", limit=2)) == ["parse_args", "argparse"]
     assert labels(graph.query("cache")) == ["caching", "Redis"]  # stemming: cache ~ caching
     assert graph.query("zebra") == []
@@ -68,13 +81,24 @@ def test_similarity_filters_by_type_edge_type_and_limit(graph):
 # -- pattern ---------------------------------------------------------------------------------
 def test_pattern_glob_and_regex_over_labels_and_content(graph):
     assert labels(graph.query("*config*", "pattern")) == [
-        "configuration", "load_config", "main", "settings come from config.yaml"]
+        "configuration",
+        "load_config",
+        "main",
+        "settings come from config.yaml",
+    ]
     assert labels(graph.query("/^(load|parse)_/", "pattern")) == [
-        "load_config", "parse_args", "settings come from config.yaml"]
+        "load_config",
+        "parse_args",
+        "settings come from config.yaml",
+    ]
     assert labels(graph.query("[p]y*", "pattern")) == ["PyYAML"]
-    assert labels(graph.query("redis", "pattern")) == ["Redis"]  # a glob matches a whole label, any case
+    assert labels(graph.query("redis", "pattern")) == [
+        "Redis"
+    ]  # a glob matches a whole label, any case
     assert labels(graph.query("*config*", "pattern", type="code")) == ["load_config", "main"]
-    assert labels(graph.query("*config*", "pattern", edge_types=["answers"])) == ["settings come from config.yaml"]
+    assert labels(graph.query("*config*", "pattern", edge_types=["answers"])) == [
+        "settings come from config.yaml"
+    ]
     assert labels(graph.query("100%", "pattern")) == []  # LIKE wildcards in a glob are literal
 
 
@@ -92,25 +116,58 @@ def depths(hits) -> list[tuple[str, int]]:
 def test_traverse_respects_radius(graph):
     assert depths(graph.query("main", "traverse", radius=0)) == [("main", 0)]
     assert depths(graph.query("main", "traverse", radius=1, direction="out")) == [
-        ("main", 0), ("load_config", 1), ("parse_args", 1)]
+        ("main", 0),
+        ("load_config", 1),
+        ("parse_args", 1),
+    ]
     assert depths(graph.query("main", "traverse", radius=2, direction="out")) == [
-        ("main", 0), ("load_config", 1), ("parse_args", 1),
-        ("argparse", 2), ("argument parsing", 2), ("configuration", 2), ("PyYAML", 2)]
+        ("main", 0),
+        ("load_config", 1),
+        ("parse_args", 1),
+        ("argparse", 2),
+        ("argument parsing", 2),
+        ("configuration", 2),
+        ("PyYAML", 2),
+    ]
 
 
 def test_traverse_respects_edge_types_and_direction(graph):
     assert depths(graph.query("main", "traverse", radius=3, edge_types=["calls"])) == [
-        ("main", 0), ("load_config", 1), ("parse_args", 1)]
+        ("main", 0),
+        ("load_config", 1),
+        ("parse_args", 1),
+    ]
     assert depths(graph.query("load_config", "traverse", radius=1, direction="in")) == [
-        ("load_config", 0), ("main", 1), ("settings come from config.yaml", 1)]
+        ("load_config", 0),
+        ("main", 1),
+        ("settings come from config.yaml", 1),
+    ]
     assert depths(graph.query("load_config", "traverse", radius=2, direction="in")) == [
-        ("load_config", 0), ("main", 1), ("settings come from config.yaml", 1), ("release 1.0", 2)]
-    both = graph.query("load_config", "traverse", radius=2, direction="both", edge_types=["uses", "about", "answers"])
-    assert depths(both) == [("load_config", 0), ("PyYAML", 1), ("settings come from config.yaml", 1),
-                            ("how are settings loaded?", 2)]
+        ("load_config", 0),
+        ("main", 1),
+        ("settings come from config.yaml", 1),
+        ("release 1.0", 2),
+    ]
+    both = graph.query(
+        "load_config",
+        "traverse",
+        radius=2,
+        direction="both",
+        edge_types=["uses", "about", "answers"],
+    )
+    assert depths(both) == [
+        ("load_config", 0),
+        ("PyYAML", 1),
+        ("settings come from config.yaml", 1),
+        ("how are settings loaded?", 2),
+    ]
     via = {h.node.label: (h.via.type if h.via else None) for h in both}
-    assert via == {"load_config": None, "PyYAML": "uses", "settings come from config.yaml": "about",
-                   "how are settings loaded?": "answers"}
+    assert via == {
+        "load_config": None,
+        "PyYAML": "uses",
+        "settings come from config.yaml": "about",
+        "how are settings loaded?": "answers",
+    }
     assert depths(graph.query("Redis", "traverse", radius=5, type="concept")) == [("caching", 1)]
 
 
@@ -160,7 +217,12 @@ def test_unknown_graph_is_not_found_but_default_always_exists(store):
         store.graph("../etc")
     opened = store.graph("opened")  # opening is not writing: no graph is recorded until a node is
     with pytest.raises(UsageError):
-        opened.import_data({"nodes": [{"type": "entity", "label": "a"}], "edges": [{"from": "a", "to": "b", "type": "uses"}]})
+        opened.import_data(
+            {
+                "nodes": [{"type": "entity", "label": "a"}],
+                "edges": [{"from": "a", "to": "b", "type": "uses"}],
+            }
+        )
     assert store.graphs() == []
     opened.add_node("entity", "a")
     assert [g.name for g in store.graphs()] == ["opened"]
@@ -168,7 +230,12 @@ def test_unknown_graph_is_not_found_but_default_always_exists(store):
 
 def test_upsert_and_remove(graph):
     node, created = graph.add_node("entity", "redis", "", {"port": 6379})
-    assert (node.id, created, node.content, node.meta) == (11, False, "In-memory key value store used as a cache", {"port": 6379})
+    assert (node.id, created, node.content, node.meta) == (
+        11,
+        False,
+        "In-memory key value store used as a cache",
+        {"port": 6379},
+    )
     edge, created = graph.add_edge("Redis", "caching", "implements", 0.5)
     assert (created, edge.weight) == (False, 0.5)
     assert graph.remove_node("main").id == 7
@@ -215,7 +282,11 @@ def test_mermaid_is_valid_and_deterministic(graph, tmp_path):
     text = graph_mermaid(graph)
     nodes, edges = check_mermaid(text)
     assert len(nodes) == 12 and len(edges) == 10
-    assert text.splitlines()[1:4] == ['    n1[["parse_args"]]', '    n2("argument parsing")', '    n3["argparse"]']
+    assert text.splitlines()[1:4] == [
+        '    n1[["parse_args"]]',
+        '    n2("argument parsing")',
+        '    n3["argparse"]',
+    ]
     assert '    n7 -->|"calls"| n1' in text.splitlines()
     assert graph_mermaid(graph) == text
     with MemoryStore(tmp_path / "other.db") as other:
@@ -230,7 +301,10 @@ def test_mermaid_neighbourhood_and_hostile_labels(graph):
     graph.add_node("entity", 'say "hi" <b>#1</b> & `x` \\ end]; n1-->n2', "")
     weird = graph_mermaid(graph)
     check_mermaid(weird)
-    assert '"say #quot;hi#quot; #lt;b#gt;#35;1#lt;/b#gt; #amp; #96;x#96; #92; end]; n1--#gt;n2"' in weird
+    assert (
+        '"say #quot;hi#quot; #lt;b#gt;#35;1#lt;/b#gt; #amp; #96;x#96; #92; end]; n1--#gt;n2"'
+        in weird
+    )
     assert len(safe_label("x" * 500)) == 60
 
 
@@ -238,14 +312,23 @@ def test_mermaid_caps_big_graphs_with_a_note(graph):
     nodes = [Node(id=i, type="entity", label=f"e{i}") for i in range(1, 4)]
     assert to_mermaid(nodes, [], note="a\nb").splitlines()[1] == "    %% a b"
     capped = graph_mermaid(graph, max_nodes=5)
-    assert capped.splitlines()[1] == "    %% showing 5 of 12 nodes; narrow it with --center and --radius"
+    assert (
+        capped.splitlines()[1]
+        == "    %% showing 5 of 12 nodes; narrow it with --center and --radius"
+    )
     nodes_seen, edges = check_mermaid(capped)
-    assert nodes_seen == {"n1", "n2", "n3", "n4", "n5"} and sorted(edges) == [("n1", "n2"), ("n1", "n3"), ("n4", "n5")]
+    assert nodes_seen == {"n1", "n2", "n3", "n4", "n5"} and sorted(edges) == [
+        ("n1", "n2"),
+        ("n1", "n3"),
+        ("n4", "n5"),
+    ]
 
 
 def test_html_page_embeds_readable_text(graph):
     page = html_page(graph_mermaid(graph), title="memory <fixture>")
-    assert page.count('    n7 --&gt;|&quot;calls&quot;| n1') == 2  # drawn by mermaid.js and shown as text
+    assert (
+        page.count("    n7 --&gt;|&quot;calls&quot;| n1") == 2
+    )  # drawn by mermaid.js and shown as text
     assert "<title>memory &lt;fixture&gt;</title>" in page
     assert '<pre class="mermaid">\ngraph LR\n' in page
 
@@ -254,38 +337,68 @@ def test_html_page_embeds_readable_text(graph):
 def test_export_import_round_trip(graph, store, tmp_path):
     data = export_graph(graph)
     assert [n["label"] for n in data["nodes"]][:3] == ["parse_args", "argument parsing", "argparse"]
-    assert data["edges"][0] == {"from": 7, "to": 1, "type": "calls", "weight": 1.0, "meta": {},
-                                "created_at": data["edges"][0]["created_at"]}
+    assert data["edges"][0] == {
+        "from": 7,
+        "to": 1,
+        "type": "calls",
+        "weight": 1.0,
+        "meta": {},
+        "created_at": data["edges"][0]["created_at"],
+    }
     copy = store.graph("copy")
     result = copy.import_data(json.loads(json.dumps(data)))
-    assert result.to_dict() == {"nodes_created": 12, "nodes_updated": 0, "edges_created": 10, "edges_updated": 0}
+    assert result.to_dict() == {
+        "nodes_created": 12,
+        "nodes_updated": 0,
+        "edges_created": 10,
+        "edges_updated": 0,
+    }
     again = export_graph(copy)
     ids = {n["id"]: n["label"] for n in data["nodes"]}
     new_ids = {n["id"]: n["label"] for n in again["nodes"]}
 
     def normal(doc, names):
-        return ([{k: v for k, v in n.items() if k != "id"} for n in doc["nodes"]],
-                [{**e, "from": names[e["from"]], "to": names[e["to"]]} for e in doc["edges"]])
+        return (
+            [{k: v for k, v in n.items() if k != "id"} for n in doc["nodes"]],
+            [{**e, "from": names[e["from"]], "to": names[e["to"]]} for e in doc["edges"]],
+        )
 
     assert normal(again, new_ids) == normal(data, ids)
     with MemoryStore(tmp_path / "fresh.db") as fresh:  # into an empty store: identical, ids and all
         fresh.graph("fixture").import_data(data)
         assert export_graph(fresh.graph("fixture")) == data
-    assert copy.import_data(data).to_dict() == {"nodes_created": 0, "nodes_updated": 12,
-                                                "edges_created": 0, "edges_updated": 10}
+    assert copy.import_data(data).to_dict() == {
+        "nodes_created": 0,
+        "nodes_updated": 12,
+        "edges_created": 0,
+        "edges_updated": 10,
+    }
 
 
 @pytest.mark.parametrize(
     ("doc", "message"),
     [
-        ({"nodes": [{"type": "entity", "label": "new"}], "edges": [{"from": "new", "to": "ghost", "type": "uses"}]},
-         "edges.0.to: Unknown node: ghost"),
+        (
+            {
+                "nodes": [{"type": "entity", "label": "new"}],
+                "edges": [{"from": "new", "to": "ghost", "type": "uses"}],
+            },
+            "edges.0.to: Unknown node: ghost",
+        ),
         ({"nodes": [{"type": "gadget", "label": "x"}]}, "nodes.0.type"),
-        ({"nodes": [{"type": "entity", "label": "a"}, {"type": "entity", "label": "A"}]}, "a second entity"),
+        (
+            {"nodes": [{"type": "entity", "label": "a"}, {"type": "entity", "label": "A"}]},
+            "a second entity",
+        ),
         ({"nodes": [{"type": "entity", "label": "a", "colour": "red"}]}, "nodes.0.colour"),
         ({"format": "other", "nodes": []}, "format: expected"),
-        ({"nodes": [{"type": "entity", "label": "n"}], "edges": [{"from": "n", "to": "main", "type": "Bad Type"}]},
-         "edges.0.type"),
+        (
+            {
+                "nodes": [{"type": "entity", "label": "n"}],
+                "edges": [{"from": "n", "to": "main", "type": "Bad Type"}],
+            },
+            "edges.0.type",
+        ),
         ([1, 2], "<root>"),
     ],
 )
@@ -302,7 +415,12 @@ EVENTS = [
     {"kind": "task", "agent": "planner", "content": "Speed up the test suite of the web service"},
     {"kind": "tool_call", "agent": "worker", "content": "ran pytest: 240 tests in 95 s"},
     {"kind": "decision", "agent": "planner", "content": "Cache fixtures in Redis between tests"},
-    {"kind": "observation", "agent": "worker", "content": "pytest-xdist halves the time", "retain": True},
+    {
+        "kind": "observation",
+        "agent": "worker",
+        "content": "pytest-xdist halves the time",
+        "retain": True,
+    },
     {"kind": "tool_call", "agent": "worker", "content": "ran pytest -n 2: 240 tests in 48 s"},
 ]
 
@@ -312,37 +430,78 @@ def extraction(nodes, edges) -> str:
 
 
 def test_compress_extracts_merges_dedups_and_retains(graph):
-    llm = ScriptedLLM([
-        extraction(
-            [{"type": "entity", "label": "pytest", "content": "test runner; 240 tests took 95 s", "events": [1]},
-             {"type": "concept", "label": "redis", "content": "fixture cache", "events": [2]}],
-            [{"from": "pytest", "to": "redis", "type": "uses"}],
-        ),
-        '{"nodes": [{"type": "plugin", "label": "pytest-xdist"}]}',  # invalid type: re-asked
-        extraction(
-            [{"type": "code", "label": "pytest-xdist", "content": "parallel test runs", "events": [3, 4]},
-             {"type": "entity", "label": "PyTest", "content": "with -n 2: 48 s", "events": [4]}],
-            [{"from": "pytest", "to": "pytest-xdist", "type": "uses"},
-             {"from": "pytest-xdist", "to": "nowhere", "type": "about"}],
-        ),
-    ])
-    result = compress_events(graph, llm, EVENTS, source="run-7", retain_kinds=["decision"], chunk_chars=200)
+    llm = ScriptedLLM(
+        [
+            extraction(
+                [
+                    {
+                        "type": "entity",
+                        "label": "pytest",
+                        "content": "test runner; 240 tests took 95 s",
+                        "events": [1],
+                    },
+                    {
+                        "type": "concept",
+                        "label": "redis",
+                        "content": "fixture cache",
+                        "events": [2],
+                    },
+                ],
+                [{"from": "pytest", "to": "redis", "type": "uses"}],
+            ),
+            '{"nodes": [{"type": "plugin", "label": "pytest-xdist"}]}',  # invalid type: re-asked
+            extraction(
+                [
+                    {
+                        "type": "code",
+                        "label": "pytest-xdist",
+                        "content": "parallel test runs",
+                        "events": [3, 4],
+                    },
+                    {
+                        "type": "entity",
+                        "label": "PyTest",
+                        "content": "with -n 2: 48 s",
+                        "events": [4],
+                    },
+                ],
+                [
+                    {"from": "pytest", "to": "pytest-xdist", "type": "uses"},
+                    {"from": "pytest-xdist", "to": "nowhere", "type": "about"},
+                ],
+            ),
+        ]
+    )
+    result = compress_events(
+        graph, llm, EVENTS, source="run-7", retain_kinds=["decision"], chunk_chars=200
+    )
     assert result.chunks == 2 and result.attempts == 3
     assert result.nodes_created == ["pytest", "pytest-xdist"]
-    assert result.nodes_merged == ["redis", "PyTest"]  # into the fixture's Redis, and the first pytest
+    assert result.nodes_merged == [
+        "redis",
+        "PyTest",
+    ]  # into the fixture's Redis, and the first pytest
     assert result.edges_created == 2 and result.edges_dropped == ["pytest-xdist -about-> nowhere"]
     assert result.events_retained == [2, 3]
     pytest_node = graph.node("pytest")
     assert pytest_node.content == "test runner; 240 tests took 95 s\nwith -n 2: 48 s"
     assert graph.node("Redis").content == "In-memory key value store used as a cache\nfixture cache"
     kept = graph.node("run-7 #3 observation")
-    assert (kept.type, kept.content) == ("event", "observation (worker): pytest-xdist halves the time")
+    assert (kept.type, kept.content) == (
+        "event",
+        "observation (worker): pytest-xdist halves the time",
+    )
     assert {(r.direction, r.type, r.node_label) for r in graph.relations(kept.id)} == {
-        ("out", "about", "pytest-xdist")}
-    assert {(r.type, r.node_label) for r in graph.relations(graph.node("run-7 #2 decision").id)} == {
-        ("about", "Redis")}
+        ("out", "about", "pytest-xdist")
+    }
+    assert {
+        (r.type, r.node_label) for r in graph.relations(graph.node("run-7 #2 decision").id)
+    } == {("about", "Redis")}
     assert graph.info().nodes == 12 + 4
-    assert "Speed up the test suite" in llm.requests[0].prompt and "[4] tool_call (worker)" in llm.requests[1].prompt
+    assert (
+        "Speed up the test suite" in llm.requests[0].prompt
+        and "[4] tool_call (worker)" in llm.requests[1].prompt
+    )
     assert "nodes.0.type" in llm.requests[2].prompt  # the re-ask showed the validation error
 
 
@@ -360,27 +519,54 @@ def test_read_jsonl_reports_every_bad_line(tmp_path):
     assert read_jsonl(good) == [{"kind": "a"}, {"kind": "b"}]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"kind": "a"}\n{oops\n[1]\n')
-    with pytest.raises(UsageError, match=r"2 bad line\(s\)\n  line 2: not JSON .*\n  line 3: expected a JSON object"):
+    with pytest.raises(
+        UsageError,
+        match=r"2 bad line\(s\)\n  line 2: not JSON .*\n  line 3: expected a JSON object",
+    ):
         read_jsonl(bad)
 
 
 # -- agent tools ------------------------------------------------------------------------------------
 def test_memory_tools_for_agents(store):
     g = store.graph("agents")
-    assert [t["function"]["name"] for t in MEMORY_TOOLS] == ["memory_add_node", "memory_add_edge", "memory_query"]
-    assert call_memory_tool(g, "memory_add_node", {"type": "entity", "label": "Redis", "content": "a cache"}) == {
-        "id": 1, "type": "entity", "label": "Redis", "created": True}
+    assert [t["function"]["name"] for t in MEMORY_TOOLS] == [
+        "memory_add_node",
+        "memory_add_edge",
+        "memory_query",
+    ]
+    assert call_memory_tool(
+        g, "memory_add_node", {"type": "entity", "label": "Redis", "content": "a cache"}
+    ) == {"id": 1, "type": "entity", "label": "Redis", "created": True}
     call_memory_tool(g, "memory_add_node", {"type": "concept", "label": "caching"})
-    assert call_memory_tool(g, "memory_add_edge", {"from": "Redis", "to": 2, "type": "implements"})["created"] is True
+    assert (
+        call_memory_tool(g, "memory_add_edge", {"from": "Redis", "to": 2, "type": "implements"})[
+            "created"
+        ]
+        is True
+    )
     found = call_memory_tool(g, "memory_query", {"text": "cache"})
-    assert [r["label"] for r in found["results"]] == ["caching", "Redis"]  # a label match outranks content
+    assert [r["label"] for r in found["results"]] == [
+        "caching",
+        "Redis",
+    ]  # a label match outranks content
     assert found["results"][1]["relations"] == ["-implements-> caching"]
-    walk = call_memory_tool(g, "memory_query", {"text": "caching", "mode": "traverse", "direction": "in"})
+    walk = call_memory_tool(
+        g, "memory_query", {"text": "caching", "mode": "traverse", "direction": "in"}
+    )
     assert [(r["label"], r["depth"]) for r in walk["results"]] == [("caching", 0), ("Redis", 1)]
-    assert call_memory_tool(g, "memory_add_edge", {"from": "Redis", "to": "ghost", "type": "uses"})["error"].startswith(
-        "Unknown node: ghost")
-    assert "Missing argument(s): label" in call_memory_tool(g, "memory_add_node", {"type": "entity"})["error"]
-    assert "Unknown argument(s) colour" in call_memory_tool(g, "memory_add_node", {"type": "entity", "label": "x", "colour": 1})["error"]
+    assert call_memory_tool(g, "memory_add_edge", {"from": "Redis", "to": "ghost", "type": "uses"})[
+        "error"
+    ].startswith("Unknown node: ghost")
+    assert (
+        "Missing argument(s): label"
+        in call_memory_tool(g, "memory_add_node", {"type": "entity"})["error"]
+    )
+    assert (
+        "Unknown argument(s) colour"
+        in call_memory_tool(g, "memory_add_node", {"type": "entity", "label": "x", "colour": 1})[
+            "error"
+        ]
+    )
     with pytest.raises(NotFoundError):
         call_memory_tool(g, "memory_delete_everything", {})
 
@@ -399,7 +585,11 @@ class WordVectors(LLM):
     """A fake embedding model: words of one meaning share a dimension."""
 
     model = "fake-embed"
-    MEANINGS = [{"car", "automobile", "vehicle"}, {"fruit", "apple", "banana"}, {"cache", "redis", "memory"}]
+    MEANINGS = [
+        {"car", "automobile", "vehicle"},
+        {"fruit", "apple", "banana"},
+        {"cache", "redis", "memory"},
+    ]
 
     def complete(self, messages, **kwargs) -> Completion:  # noqa: ANN001, ANN003
         raise NotImplementedError
@@ -477,8 +667,12 @@ WRITER = textwrap.dedent("""
 def test_concurrent_writers_do_not_corrupt_the_graph(tmp_path):
     path = tmp_path / "shared.db"
     MemoryStore(path).close()
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(w)], stderr=subprocess.PIPE, text=True)
-             for w in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), str(w)], stderr=subprocess.PIPE, text=True
+        )
+        for w in range(4)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err

@@ -89,7 +89,9 @@ def test_export_roundtrip_and_refuses_non_empty(registry: Registry, tmp_path: Pa
 def test_index_is_sqlite_with_recorded_migrations(registry: Registry) -> None:
     registry.add_dir(EXAMPLES / "counter")
     conn = sqlite3.connect(load_settings().db_path)
-    assert conn.execute("SELECT step FROM _migrations WHERE component='registry'").fetchall() == [(1,)]
+    assert conn.execute("SELECT step FROM _migrations WHERE component='registry'").fetchall() == [
+        (1,)
+    ]
     assert conn.execute("SELECT name, version FROM tools").fetchall() == [("counter", 1)]
 
 

@@ -33,11 +33,21 @@ class Runner:
     """A runner subprocess speaking the protocol on its stdin/stdout."""
 
     def __init__(self, tool_dir: Path, language: str) -> None:
-        env = {**os.environ, "TOOLFORGE_TOOL_DIR": str(tool_dir), "TOOLFORGE_LANGUAGE": language,
-               "TOOLFORGE_STATE_DIR": str(tool_dir), "TMPDIR": str(tool_dir)}
-        cmd = ["node", str(RUNNERS / "runner.mjs")] if language == "typescript" else [
-            sys.executable, "-u", str(RUNNERS / "runner.py")]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=tool_dir)
+        env = {
+            **os.environ,
+            "TOOLFORGE_TOOL_DIR": str(tool_dir),
+            "TOOLFORGE_LANGUAGE": language,
+            "TOOLFORGE_STATE_DIR": str(tool_dir),
+            "TMPDIR": str(tool_dir),
+        }
+        cmd = (
+            ["node", str(RUNNERS / "runner.mjs")]
+            if language == "typescript"
+            else [sys.executable, "-u", str(RUNNERS / "runner.py")]
+        )
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=tool_dir
+        )
         self.ready = self.read()
 
     def read(self) -> dict[str, Any]:
@@ -144,7 +154,9 @@ def test_output_limit_shares_the_budget_and_marks_truncation(runner) -> None:
     assert small_err["truncated"] is True and small_err["stderr"] == "e" * 10
     assert small_err["stdout"].startswith("o" * 3000)
     assert small_err["stdout"].endswith("more bytes dropped (limits.output_kb = 4)]")
-    total = sum(len(small_err[k].encode()) for k in ("stdout", "stderr")) + len(json.dumps(small_err["result"]))
+    total = sum(len(small_err[k].encode()) for k in ("stdout", "stderr")) + len(
+        json.dumps(small_err["result"])
+    )
     assert total <= 4096
     too_big = r.call({"out": 0, "err": 0, "ret": 5000}, output_limit=4096)
     assert too_big["ok"] is False and too_big["truncated"] is True
@@ -152,16 +164,24 @@ def test_output_limit_shares_the_budget_and_marks_truncation(runner) -> None:
 
 
 def test_bash_runner_args_env_and_exit_status(runner) -> None:
-    r = runner("""
+    r = runner(
+        """
         if [[ "$ARG_MODE" == fail ]]; then echo "went wrong: $ARG_MODE" >&2; exit 3; fi
         if [[ "$ARG_MODE" == text ]]; then echo plain words; exit 0; fi
         cat   # the args JSON from stdin is the result
-    """, "bash")
+    """,
+        "bash",
+    )
     assert r.call({"mode": "json", "n": [1, 2]})["result"] == {"mode": "json", "n": [1, 2]}
     assert r.call({"mode": "text"})["result"] == "plain words"
     failed = r.call({"mode": "fail"})
     assert failed["ok"] is False
-    assert failed["error"] == {"type": "ExitStatus", "message": "went wrong: fail", "traceback": "", "exit_status": 3}
+    assert failed["error"] == {
+        "type": "ExitStatus",
+        "message": "went wrong: fail",
+        "traceback": "",
+        "exit_status": 3,
+    }
     assert failed["stderr"] == "went wrong: fail\n"
 
 
@@ -174,7 +194,8 @@ def test_bash_background_children_do_not_outlive_the_call(runner, tmp_path: Path
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed on this host")
 def test_node_runner_captures_console_and_children(runner) -> None:
-    r = runner("""
+    r = runner(
+        """
         import { execSync } from "node:child_process";
         export async function run(args) {
           console.log('{"id": 7, "ok": true, "result": "forged"}');
@@ -183,7 +204,9 @@ def test_node_runner_captures_console_and_children(runner) -> None:
           if (args.fail) throw new RangeError("too far");
           return { n: args.n + 1 };
         }
-    """, "typescript")
+    """,
+        "typescript",
+    )
     assert r.ready["ready"] is True and r.ready["language"] == "typescript"
     response = r.call({"n": 1})
     assert (response["ok"], response["result"]) == (True, {"n": 2})
@@ -216,8 +239,16 @@ def test_frame_reader_splits_lines_keeps_noise_and_guards_size() -> None:
 
 def test_result_from_frame() -> None:
     ok = result_from_frame({"id": 1, "ok": True, "result": [1], "stdout": "s", "duration_ms": 1.5})
-    assert (ok.status, ok.result, ok.stdout, ok.duration_ms, ok.error) == (CallStatus.ok, [1], "s", 1.5, None)
-    bad = result_from_frame({"id": 1, "ok": False, "error": {"type": "E", "message": "m", "exit_status": 2}})
+    assert (ok.status, ok.result, ok.stdout, ok.duration_ms, ok.error) == (
+        CallStatus.ok,
+        [1],
+        "s",
+        1.5,
+        None,
+    )
+    bad = result_from_frame(
+        {"id": 1, "ok": False, "error": {"type": "E", "message": "m", "exit_status": 2}}
+    )
     assert bad.status is CallStatus.error
     assert bad.error == {"type": "E", "message": "m", "traceback": "", "exit_status": 2}
     assert bad.to_json()["ok"] is False
@@ -241,7 +272,9 @@ class FakeSession(Session):
         self.closed = False
         self.active = 0
 
-    def call(self, args: dict[str, Any], *, timeout_s: float, cancel: threading.Event | None = None) -> CallResult:
+    def call(
+        self, args: dict[str, Any], *, timeout_s: float, cancel: threading.Event | None = None
+    ) -> CallResult:
         self.active += 1
         assert self.active == 1, "a session served two calls at once"
         time.sleep(args.get("sleep", 0))
@@ -264,7 +297,13 @@ class FakeBackend(Backend):
     def prepare(self, bundle: ToolBundle, *, progress: Any = None) -> str:
         return "fake"
 
-    def start(self, bundle: ToolBundle, *, state_ns: str | None = None, labels: dict[str, str] | None = None) -> FakeSession:
+    def start(
+        self,
+        bundle: ToolBundle,
+        *,
+        state_ns: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> FakeSession:
         self.sessions.append(FakeSession(len(self.sessions)))
         return self.sessions[-1]
 
@@ -273,14 +312,21 @@ BUNDLE = ToolBundle(ToolSpec(name="fake", description="d", language="python"), "
 
 
 def pool_call(pool: Pool, **args: Any) -> CallResult:
-    return pool.call(BUNDLE, args, state_ns=None, state_location=None, timeout_s=5, cancel=None, labels=None)
+    return pool.call(
+        BUNDLE, args, state_ns=None, state_location=None, timeout_s=5, cancel=None, labels=None
+    )
 
 
 def test_pool_reuses_warm_sessions_and_discards_broken_ones(tmp_path: Path) -> None:
     backend = FakeBackend()
     pool = Pool(backend, size=2, idle_ttl_s=60, lock_dir=tmp_path)
     first, second = pool_call(pool), pool_call(pool)
-    assert (first.result, first.meta["warm"], second.result, second.meta["warm"]) == (0, False, 0, True)
+    assert (first.result, first.meta["warm"], second.result, second.meta["warm"]) == (
+        0,
+        False,
+        0,
+        True,
+    )
     crashed = pool_call(pool, die=True)
     assert crashed.status is CallStatus.crashed and backend.sessions[0].closed
     assert pool_call(pool).result == 1  # a new session replaced the broken one
@@ -299,7 +345,9 @@ def test_pool_size_zero_is_the_cold_path(tmp_path: Path) -> None:
 def test_pool_runs_parallel_calls_on_separate_sessions_and_keeps_size(tmp_path: Path) -> None:
     backend = FakeBackend()
     pool = Pool(backend, size=2, idle_ttl_s=60, lock_dir=tmp_path)
-    threads = [threading.Thread(target=pool_call, args=(pool,), kwargs={"sleep": 0.2}) for _ in range(4)]
+    threads = [
+        threading.Thread(target=pool_call, args=(pool,), kwargs={"sleep": 0.2}) for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -328,9 +376,14 @@ def test_state_locks_serialise_across_processes(tmp_path: Path) -> None:
         pass
     lock_file = next(tmp_path.glob("toolforge-state-x-*.lock"))
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys, time\n"
-         f"f = open({str(lock_file)!r}, 'a+b'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            f"f = open({str(lock_file)!r}, 'a+b'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline() == "held\n"  # type: ignore[union-attr]
     started = time.monotonic()
@@ -343,37 +396,47 @@ def test_state_locks_serialise_across_processes(tmp_path: Path) -> None:
 
 
 # -- checks: a whitelist interpreter, never eval ------------------------------------------
-@pytest.mark.parametrize(("expr", "result", "expected"), [
-    ("result == 3", 3, True),
-    ("result['words'] == 0 and result['lines'] == 0", {"words": 0, "lines": 0}, True),
-    ("len(result) == 3 and all(x > 0 for x in result)", [1, 2, 3], True),
-    ("sorted(result, reverse=True)[0] == 9", [3, 9, 1], True),
-    ("result.lower().startswith('ab') and 'C' in result", "ABC", True),
-    ("isinstance(result, dict) and set(result.keys()) == {'a', 'b'}", {"a": 1, "b": 2}, True),
-    ("sum(v for k, v in result.items() if k != 'skip') == 3", {"a": 1, "b": 2, "skip": 9}, True),
-    ("abs(result - 0.3) < 1e-9", 0.1 + 0.2, True),
-    ("result[1:] == [2, 3] if result else False", [1, 2, 3], True),
-    ("max(result) < 2", [1, 5], False),
-    ("not result", [], True),
-])
+@pytest.mark.parametrize(
+    ("expr", "result", "expected"),
+    [
+        ("result == 3", 3, True),
+        ("result['words'] == 0 and result['lines'] == 0", {"words": 0, "lines": 0}, True),
+        ("len(result) == 3 and all(x > 0 for x in result)", [1, 2, 3], True),
+        ("sorted(result, reverse=True)[0] == 9", [3, 9, 1], True),
+        ("result.lower().startswith('ab') and 'C' in result", "ABC", True),
+        ("isinstance(result, dict) and set(result.keys()) == {'a', 'b'}", {"a": 1, "b": 2}, True),
+        (
+            "sum(v for k, v in result.items() if k != 'skip') == 3",
+            {"a": 1, "b": 2, "skip": 9},
+            True,
+        ),
+        ("abs(result - 0.3) < 1e-9", 0.1 + 0.2, True),
+        ("result[1:] == [2, 3] if result else False", [1, 2, 3], True),
+        ("max(result) < 2", [1, 5], False),
+        ("not result", [], True),
+    ],
+)
 def test_checks_evaluate_allowed_expressions(expr: str, result: Any, expected: bool) -> None:
     assert evaluate(expr, result) is expected
 
 
-@pytest.mark.parametrize(("expr", "message"), [
-    ("__import__('os').system('true')", "calls '__import__', which is not an allowed function"),
-    ("result.__class__", "Attribute, which is not allowed"),
-    ("(lambda: 1)()", "calls a Lambda, which is not allowed"),
-    ("open('/etc/passwd')", "calls 'open', which is not an allowed function"),
-    ("[x for x in range(3)]", "calls 'range', which is not an allowed function"),
-    ("result", None),
-    ("result.format(1)", "calls .format() on a str"),
-    ("'x' * 10**9", "too large"),
-    ("2 ** 100000", "too large a power"),
-    ("sorted(result, key=len)", "keyword argument that is not allowed"),
-    ("result['missing']", "check raised KeyError"),
-    ("def f(): pass", "not a Python expression"),
-])
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("__import__('os').system('true')", "calls '__import__', which is not an allowed function"),
+        ("result.__class__", "Attribute, which is not allowed"),
+        ("(lambda: 1)()", "calls a Lambda, which is not allowed"),
+        ("open('/etc/passwd')", "calls 'open', which is not an allowed function"),
+        ("[x for x in range(3)]", "calls 'range', which is not an allowed function"),
+        ("result", None),
+        ("result.format(1)", "calls .format() on a str"),
+        ("'x' * 10**9", "too large"),
+        ("2 ** 100000", "too large a power"),
+        ("sorted(result, key=len)", "keyword argument that is not allowed"),
+        ("result['missing']", "check raised KeyError"),
+        ("def f(): pass", "not a Python expression"),
+    ],
+)
 def test_checks_refuse_anything_else(expr: str, message: str | None) -> None:
     if message is None:  # the control: the same machinery accepts a plain expression
         assert evaluate(expr, "text") is True

@@ -42,7 +42,9 @@ def _make_sandbox(backend: str, home: Path) -> Sandbox:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def sandbox(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def sandbox(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sandbox]:
     """One sandbox per backend for the whole module (its warm pool is shared by the tests).
     Afterwards every tool image and state volume it made is removed."""
     box = _make_sandbox(request.param, tmp_path_factory.mktemp(f"home-{request.param}"))
@@ -139,8 +141,10 @@ class TestSandboxContract:
         if sandbox.backend.name == "docker":
             assert again.meta["container"] != first.meta["container"]
         # v2: different code (prints the count doubled in a new field), same state
-        source = v1.source.replace('printf \'{"count": %d}\\n\' "$count"',
-                                   'printf \'{"count": %d, "double": %d}\\n\' "$count" "$((count * 2))"')
+        source = v1.source.replace(
+            'printf \'{"count": %d}\\n\' "$count"',
+            'printf \'{"count": %d, "double": %d}\\n\' "$count" "$((count * 2))"',
+        )
         assert source != v1.source
         v2 = ToolBundle(v1.spec.model_copy(update={"version": 2}), source)
         assert sandbox.call(v2, {"by": 1}, state_ns=ns).result == {"count": 8, "double": 16}
@@ -194,8 +198,15 @@ class TestSandboxContract:
         if sandbox.backend.name == "docker":
             from toolforge.sandbox.docker_client import client
 
-            volumes = client().api.volumes(filters={"label": "io.toolforge.tool=counter"})["Volumes"] or []
-            assert [v["Name"] for v in volumes if v["Labels"].get("io.toolforge.state_ns", "").startswith("test-")] == []
+            volumes = (
+                client().api.volumes(filters={"label": "io.toolforge.tool=counter"})["Volumes"]
+                or []
+            )
+            assert [
+                v["Name"]
+                for v in volumes
+                if v["Labels"].get("io.toolforge.state_ns", "").startswith("test-")
+            ] == []
         else:
             assert list((sandbox.settings.home / "state").glob("counter-test-*")) == []
 
@@ -208,8 +219,13 @@ class TestSandboxContract:
 
     # -- limits --------------------------------------------------------------------------
     def test_timeout_kills_an_infinite_loop(self, sandbox: Sandbox, tools: Path) -> None:
-        bundle = write_tool(tools, "spin", "python", "def run():\n    while True:\n        pass\n",
-                            limits={"timeout_s": 1})
+        bundle = write_tool(
+            tools,
+            "spin",
+            "python",
+            "def run():\n    while True:\n        pass\n",
+            limits={"timeout_s": 1},
+        )
         started = time.monotonic()
         result = sandbox.call(bundle, {})
         assert result.status is CallStatus.timeout
@@ -228,10 +244,24 @@ class TestSandboxContract:
                 sys.stderr.write("e" * n)
                 return "r" * ret
         """
-        bundle = write_tool(tools, "chatty", "python", source, limits={"output_kb": 16},
-                            parameters={"type": "object", "properties": {"n": {"type": "integer"}, "ret": {"type": "integer"}}})
+        bundle = write_tool(
+            tools,
+            "chatty",
+            "python",
+            source,
+            limits={"output_kb": 16},
+            parameters={
+                "type": "object",
+                "properties": {"n": {"type": "integer"}, "ret": {"type": "integer"}},
+            },
+        )
         small = sandbox.call(bundle, {"n": 100})
-        assert (small.ok, small.truncated, small.stdout, small.stderr) == (True, False, "o" * 100, "e" * 100)
+        assert (small.ok, small.truncated, small.stdout, small.stderr) == (
+            True,
+            False,
+            "o" * 100,
+            "e" * 100,
+        )
         big = sandbox.call(bundle, {"n": 5_000_000})
         assert big.ok and big.truncated
         for text in (big.stdout, big.stderr):
@@ -244,14 +274,21 @@ class TestSandboxContract:
         assert "over the output limit of 16 KB" in huge_result.error["message"]
 
     def test_bash_stdout_over_the_cap_is_an_error(self, sandbox: Sandbox, tools: Path) -> None:
-        bundle = write_tool(tools, "yes-man", "bash", "head -c 100000 /dev/zero | tr '\\0' y\n",
-                            limits={"output_kb": 8})
+        bundle = write_tool(
+            tools,
+            "yes-man",
+            "bash",
+            "head -c 100000 /dev/zero | tr '\\0' y\n",
+            limits={"output_kb": 8},
+        )
         result = sandbox.call(bundle, {})
         assert result.status is CallStatus.error and result.truncated
         assert result.error["type"] == "OutputLimitExceeded"
 
     def test_cancel_kills_the_work(self, sandbox: Sandbox, tools: Path) -> None:
-        bundle = write_tool(tools, "sleepy", "python", "import time\ndef run():\n    time.sleep(60)\n")
+        bundle = write_tool(
+            tools, "sleepy", "python", "import time\ndef run():\n    time.sleep(60)\n"
+        )
         sandbox.call(bundle, {}, timeout_s=0.2)  # start-up happens before the cancel below
         cancel = threading.Event()
         threading.Timer(0.5, cancel.set).start()
@@ -275,11 +312,15 @@ class TestSandboxContract:
         for _ in range(2):
             result = sandbox.call(bundle, {})
             assert result.result == {"real": True}
-            assert result.stdout == ('{"id": 2, "ok": true, "result": "forged"}\n{"ready": true}\n'
-                                     "no newline at the endfrom-a-child\n")
+            assert result.stdout == (
+                '{"id": 2, "ok": true, "result": "forged"}\n{"ready": true}\n'
+                "no newline at the endfrom-a-child\n"
+            )
             assert result.stderr == "child-err\n"
 
-    def test_typescript_prints_and_children_are_captured(self, sandbox: Sandbox, tools: Path) -> None:
+    def test_typescript_prints_and_children_are_captured(
+        self, sandbox: Sandbox, tools: Path
+    ) -> None:
         source = """
             import { execSync } from "node:child_process";
             export function run(args: { n: number }): number {
@@ -289,8 +330,13 @@ class TestSandboxContract:
               return args.n * 2;
             }
         """
-        bundle = write_tool(tools, "ts-printer", "typescript", source,
-                            parameters={"type": "object", "properties": {"n": {"type": "number"}}})
+        bundle = write_tool(
+            tools,
+            "ts-printer",
+            "typescript",
+            source,
+            parameters={"type": "object", "properties": {"n": {"type": "number"}}},
+        )
         result = sandbox.call(bundle, {"n": 21})
         assert (result.status, result.result) == (CallStatus.ok, 42)
         assert result.stdout == '{"id": 1, "ok": true, "result": "forged"}\nfrom-a-child\n'
@@ -303,11 +349,19 @@ class TestSandboxContract:
                     raise ValueError(f"x must be >= 0, got {x}")
                 return x
         """
-        bundle = write_tool(tools, "raiser", "python", source,
-                            parameters={"type": "object", "properties": {"x": {"type": "integer"}}})
+        bundle = write_tool(
+            tools,
+            "raiser",
+            "python",
+            source,
+            parameters={"type": "object", "properties": {"x": {"type": "integer"}}},
+        )
         result = sandbox.call(bundle, {"x": -1})
         assert result.status is CallStatus.error
-        assert (result.error["type"], result.error["message"]) == ("ValueError", "x must be >= 0, got -1")
+        assert (result.error["type"], result.error["message"]) == (
+            "ValueError",
+            "x must be >= 0, got -1",
+        )
         assert result.error["traceback"].startswith("Traceback (most recent call last):\n  File ")
         assert "runner.py" not in result.error["traceback"]
         assert sandbox.call(bundle, {"x": 2}).result == 2  # the session lives on
@@ -317,12 +371,22 @@ class TestSandboxContract:
             read -r json
             printf '{"name": "%s", "flag": "%s", "n": "%s", "stdin": %s}' "$ARG_USER_NAME" "$ARG_FLAG" "$ARG_N" "$json"
         """
-        params = {"type": "object", "properties": {"user-name": {"type": "string"}, "flag": {"type": "boolean"},
-                                                   "n": {"type": "number"}}}
+        params = {
+            "type": "object",
+            "properties": {
+                "user-name": {"type": "string"},
+                "flag": {"type": "boolean"},
+                "n": {"type": "number"},
+            },
+        }
         bundle = write_tool(tools, "envy", "bash", source, parameters=params)
         result = sandbox.call(bundle, {"user-name": "ada", "flag": True, "n": 2.5})
-        assert result.result == {"name": "ada", "flag": "true", "n": "2.5",
-                                 "stdin": {"user-name": "ada", "flag": True, "n": 2.5}}
+        assert result.result == {
+            "name": "ada",
+            "flag": "true",
+            "n": "2.5",
+            "stdin": {"user-name": "ada", "flag": True, "n": 2.5},
+        }
         text = write_tool(tools, "plain", "bash", "echo '  just text  '\n")
         assert sandbox.call(text, {}).result == "just text"
 
@@ -335,20 +399,33 @@ class TestSandboxContract:
         no_run = write_tool(tools, "no-run", "python", "def main():\n    return 1\n")
         result = sandbox.call(no_run, {})
         assert (result.error["type"], result.error["message"]) == (
-            "ToolLoadError", "main.py defines no run() function (it must: def run(**args) -> result)")
+            "ToolLoadError",
+            "main.py defines no run() function (it must: def run(**args) -> result)",
+        )
 
-    def test_a_runner_that_dies_is_a_crash_and_is_replaced(self, sandbox: Sandbox, tools: Path) -> None:
+    def test_a_runner_that_dies_is_a_crash_and_is_replaced(
+        self, sandbox: Sandbox, tools: Path
+    ) -> None:
         source = "import os\ndef run(die: bool = False):\n    if die:\n        os._exit(3)\n    return 'alive'\n"
-        bundle = write_tool(tools, "mortal", "python", source,
-                            parameters={"type": "object", "properties": {"die": {"type": "boolean"}}})
+        bundle = write_tool(
+            tools,
+            "mortal",
+            "python",
+            source,
+            parameters={"type": "object", "properties": {"die": {"type": "boolean"}}},
+        )
         assert sandbox.call(bundle, {}).result == "alive"
         crashed = sandbox.call(bundle, {"die": True})
         assert crashed.status is CallStatus.crashed
         assert "exited with status 3 without answering" in crashed.error["message"]
         assert sandbox.call(bundle, {}).result == "alive"
 
-    def test_a_warm_session_killed_from_outside_is_replaced(self, sandbox: Sandbox, tools: Path) -> None:
-        bundle = write_tool(tools, "victim", "python", "import os\ndef run():\n    return os.getpid()\n")
+    def test_a_warm_session_killed_from_outside_is_replaced(
+        self, sandbox: Sandbox, tools: Path
+    ) -> None:
+        bundle = write_tool(
+            tools, "victim", "python", "import os\ndef run():\n    return os.getpid()\n"
+        )
         first = sandbox.call(bundle, {})
         assert sandbox.call(bundle, {}).meta["warm"]
         if sandbox.backend.name == "docker":
@@ -363,17 +440,25 @@ class TestSandboxContract:
 
     def test_run_tests_reports_each_kind_of_case(self, sandbox: Sandbox, tools: Path) -> None:
         tests = [
-            {"args": {"x": 2}, "expect": 4.0},                       # int/float tolerance: passes
-            {"args": {"x": 2}, "expect": 5},                         # fails
-            {"args": {"x": -1}, "expect_error": True},               # passes
-            {"args": {"x": 1}, "expect_error": True},                # fails: it succeeded
+            {"args": {"x": 2}, "expect": 4.0},  # int/float tolerance: passes
+            {"args": {"x": 2}, "expect": 5},  # fails
+            {"args": {"x": -1}, "expect_error": True},  # passes
+            {"args": {"x": 1}, "expect_error": True},  # fails: it succeeded
             {"args": {"x": 3}, "check": "result > 5 and isinstance(result, int)"},  # passes
             {"args": {"x": 3}, "check": "result.__class__ is int"},  # not allowed: fails
-            {"args": {"x": "nope"}, "expect_error": True},           # schema rejects: passes
+            {"args": {"x": "nope"}, "expect_error": True},  # schema rejects: passes
         ]
-        source = "def run(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x * 2\n"
-        bundle = write_tool(tools, "doubler", "python", source, tests=tests,
-                            parameters={"type": "object", "properties": {"x": {"type": "integer"}}})
+        source = (
+            "def run(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x * 2\n"
+        )
+        bundle = write_tool(
+            tools,
+            "doubler",
+            "python",
+            source,
+            tests=tests,
+            parameters={"type": "object", "properties": {"x": {"type": "integer"}}},
+        )
         report = sandbox.run_tests(bundle)
         assert [c.passed for c in report.cases] == [True, False, True, False, True, False, True]
         assert report.cases[1].detail == "expected 5, got 4"
@@ -406,8 +491,14 @@ class TestDockerHardening:
                         "docker_sock": os.path.exists("/var/run/docker.sock") or os.path.exists("/run/docker.sock")}
         """
         result = hardened.call(write_tool(tools, "whoami", "python", source), {})
-        assert result.result == {"uid": 10001, "gid": 10001, "cap_eff": "0000000000000000",
-                                 "cap_prm": "0000000000000000", "no_new_privs": "1", "docker_sock": False}
+        assert result.result == {
+            "uid": 10001,
+            "gid": 10001,
+            "cap_eff": "0000000000000000",
+            "cap_prm": "0000000000000000",
+            "no_new_privs": "1",
+            "docker_sock": False,
+        }
 
     def test_only_state_and_tmp_are_writable(self, hardened: Sandbox, tools: Path) -> None:
         source = """
@@ -427,9 +518,14 @@ class TestDockerHardening:
         ns = "t" + uuid.uuid4().hex[:8]
         try:
             result = hardened.call(bundle, {}, state_ns=ns)
-            assert result.result == {"/opt/tool/x": "Read-only file system", "/etc/x": "Read-only file system",
-                                     "/x": "Read-only file system", "/usr/x": "Read-only file system",
-                                     "/tmp/x": "written", "/state/x": "written"}
+            assert result.result == {
+                "/opt/tool/x": "Read-only file system",
+                "/etc/x": "Read-only file system",
+                "/x": "Read-only file system",
+                "/usr/x": "Read-only file system",
+                "/tmp/x": "written",
+                "/state/x": "written",
+            }
         finally:
             hardened.reset_state(bundle, ns)
 
@@ -437,7 +533,9 @@ class TestDockerHardening:
         try:
             address = socket.getaddrinfo("deb.debian.org", 80, socket.AF_INET)[0][4][0]
         except OSError:
-            pytest.skip("the host cannot resolve deb.debian.org, so there is no reachable address to try")
+            pytest.skip(
+                "the host cannot resolve deb.debian.org, so there is no reachable address to try"
+            )
         source = """
             import socket
             def run(ip: str):
@@ -448,11 +546,15 @@ class TestDockerHardening:
                     return f"failed: {e.strerror or e}"
         """
         params = {"type": "object", "properties": {"ip": {"type": "string"}}}
-        offline = hardened.call(write_tool(tools, "netless", "python", source, parameters=params), {"ip": address})
+        offline = hardened.call(
+            write_tool(tools, "netless", "python", source, parameters=params), {"ip": address}
+        )
         assert offline.result.startswith("failed: ")
         assert "unreachable" in offline.result.lower()
-        online = hardened.call(write_tool(tools, "netful", "python", source, parameters=params, network=True),
-                             {"ip": address})
+        online = hardened.call(
+            write_tool(tools, "netful", "python", source, parameters=params, network=True),
+            {"ip": address},
+        )
         assert online.result == "connected"  # the control: the same code can connect when allowed
 
     def test_memory_bomb_is_reported_as_oom(self, hardened: Sandbox, tools: Path) -> None:
@@ -462,16 +564,22 @@ class TestDockerHardening:
                 while True:
                     hog.append(bytearray(8 * 1024 * 1024))
         """
-        bundle = write_tool(tools, "hog", "python", source, limits={"memory_mb": 64, "timeout_s": 60})
+        bundle = write_tool(
+            tools, "hog", "python", source, limits={"memory_mb": 64, "timeout_s": 60}
+        )
         result = hardened.call(bundle, {})
         assert result.status is CallStatus.oom
         assert result.error["type"] == "OutOfMemory"
         assert "hog ran out of memory (limit 64 MB) and was killed" in result.error["message"]
         assert session_gone(hardened, result.meta)
 
-    def test_memory_bomb_in_a_bash_child_is_reported_as_oom(self, hardened: Sandbox, tools: Path) -> None:
+    def test_memory_bomb_in_a_bash_child_is_reported_as_oom(
+        self, hardened: Sandbox, tools: Path
+    ) -> None:
         source = "python3 -c 'x = bytearray(200 * 1024 * 1024); print(len(x))'\n"
-        bundle = write_tool(tools, "bash-hog", "bash", source, limits={"memory_mb": 64, "timeout_s": 60})
+        bundle = write_tool(
+            tools, "bash-hog", "bash", source, limits={"memory_mb": 64, "timeout_s": 60}
+        )
         result = hardened.call(bundle, {})
         assert result.status is CallStatus.oom, result
 
@@ -502,8 +610,13 @@ class TestDockerHardening:
     def test_classic_bash_fork_bomb(self, hardened: Sandbox, tools: Path) -> None:
         """The bomb runs for a second against the pids limit (forks fail), then the script ends
         and the runner kills what is left; the container and other tools stay healthy."""
-        bundle = write_tool(tools, "bomb", "bash", "bomb() { bomb | bomb & }; bomb\nsleep 1\necho survived\n",
-                            limits={"pids": 32, "timeout_s": 5})
+        bundle = write_tool(
+            tools,
+            "bomb",
+            "bash",
+            "bomb() { bomb | bomb & }; bomb\nsleep 1\necho survived\n",
+            limits={"pids": 32, "timeout_s": 5},
+        )
         result = hardened.call(bundle, {})
         if result.status is CallStatus.timeout:
             assert session_gone(hardened, result.meta)
@@ -516,8 +629,13 @@ class TestDockerHardening:
     def test_containers_are_labelled_and_limited(self, hardened: Sandbox, tools: Path) -> None:
         from toolforge.sandbox.docker_client import client
 
-        bundle = write_tool(tools, "labelled", "python", "def run():\n    return 1\n",
-                            limits={"memory_mb": 96, "cpus": 0.5, "pids": 40})
+        bundle = write_tool(
+            tools,
+            "labelled",
+            "python",
+            "def run():\n    return 1\n",
+            limits={"memory_mb": 96, "cpus": 0.5, "pids": 40},
+        )
         result = hardened.call(bundle, {}, labels={"io.toolforge.job": "job-123"})
         info = client().api.inspect_container(result.meta["container"])
         labels = info["Config"]["Labels"]
@@ -541,9 +659,15 @@ class TestDockerHardening:
         image = hardened.build(bundle)
         dead_pid = _dead_pid()
         api = client().api
-        labels = {"io.toolforge": "1", "io.toolforge.kind": "call", "io.toolforge.tool": "orphan",
-                  "io.toolforge.owner": f"{socket.gethostname()}:{dead_pid}"}
-        orphan = api.create_container(image, labels=labels, name=f"toolforge-orphan-{uuid.uuid4().hex[:6]}")["Id"]
+        labels = {
+            "io.toolforge": "1",
+            "io.toolforge.kind": "call",
+            "io.toolforge.tool": "orphan",
+            "io.toolforge.owner": f"{socket.gethostname()}:{dead_pid}",
+        }
+        orphan = api.create_container(
+            image, labels=labels, name=f"toolforge-orphan-{uuid.uuid4().hex[:6]}"
+        )["Id"]
         alive_labels = {**labels, "io.toolforge.owner": f"{socket.gethostname()}:{os.getpid()}"}
         mine = api.create_container(image, labels=alive_labels)["Id"]
         try:
@@ -565,7 +689,9 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_local_backend_warns_that_it_is_not_isolation(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_local_backend_warns_that_it_is_not_isolation(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     from toolforge.sandbox import local_backend
 
     local_backend._warned.clear()
@@ -586,7 +712,13 @@ def test_local_typescript_needs_esbuild(tmp_path: Path, monkeypatch: pytest.Monk
     from toolforge.errors import EnvironmentUnavailable
 
     real_which = shutil.which
-    monkeypatch.setattr(shutil, "which", lambda name: None if name == "esbuild" else real_which(name))
-    with Sandbox(load_settings(home=tmp_path, backend="local")) as box, \
-            pytest.raises(EnvironmentUnavailable, match=r"needs node and esbuild .* \(missing: esbuild\)"):
+    monkeypatch.setattr(
+        shutil, "which", lambda name: None if name == "esbuild" else real_which(name)
+    )
+    with (
+        Sandbox(load_settings(home=tmp_path, backend="local")) as box,
+        pytest.raises(
+            EnvironmentUnavailable, match=r"needs node and esbuild .* \(missing: esbuild\)"
+        ),
+    ):
         box.call(load_tool_dir(EXAMPLES / "slugify"), {"text": "x"})

@@ -22,19 +22,26 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     home: Path = Field(default_factory=lambda: Path("~/.toolforge").expanduser())
-    model: str | None = Field(None, description="litellm model string; unset = embedded local model")
+    model: str | None = Field(
+        None, description="litellm model string; unset = embedded local model"
+    )
     api_base: str | None = None
     api_key: str | None = None
     backend: str = Field("docker", description="sandbox backend: docker | local")
     base_image_source: str = Field(
-        "debootstrap", description="debootstrap (offline) | official (pull python/node/debian images)"
+        "debootstrap",
+        description="debootstrap (offline) | official (pull python/node/debian images)",
     )
-    debian_mirror: str | None = Field(None, description="default: the mirror in the machine's apt sources")
+    debian_mirror: str | None = Field(
+        None, description="default: the mirror in the machine's apt sources"
+    )
     debian_suite: str = "bookworm"
     pool_size: int = Field(2, ge=0, description="warm containers kept per tool")
     pool_idle_ttl_s: float = Field(300.0, gt=0)
     local_model_port: int = 8765
-    embedding_model: str | None = Field(None, description="litellm embedding model for hybrid memory search; unset = full-text only")
+    embedding_model: str | None = Field(
+        None, description="litellm embedding model for hybrid memory search; unset = full-text only"
+    )
 
     @property
     def tools_dir(self) -> Path:
@@ -100,7 +107,9 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**values)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()
+        )
         raise ConfigError(
             f"Invalid settings ({problems})",
             hint=f"Check {config_file} and the TOOLFORGE_* environment variables.",

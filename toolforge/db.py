@@ -17,7 +17,9 @@ _lock = threading.Lock()
 def connect(path: Path | str, *, timeout: float = 30.0) -> sqlite3.Connection:
     """Open a WAL-mode connection usable from several threads and processes."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        str(path), timeout=timeout, isolation_level=None, check_same_thread=False
+    )
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -39,7 +41,9 @@ def migrate(conn: sqlite3.Connection, component: str, steps: Sequence[str]) -> i
         try:
             done = {
                 row[0]
-                for row in conn.execute("SELECT step FROM _migrations WHERE component = ?", (component,))
+                for row in conn.execute(
+                    "SELECT step FROM _migrations WHERE component = ?", (component,)
+                )
             }
             ran = 0
             for number, sql in enumerate(steps, start=1):
@@ -47,7 +51,9 @@ def migrate(conn: sqlite3.Connection, component: str, steps: Sequence[str]) -> i
                     continue
                 for statement in _split(sql):
                     conn.execute(statement)
-                conn.execute("INSERT INTO _migrations (component, step) VALUES (?, ?)", (component, number))
+                conn.execute(
+                    "INSERT INTO _migrations (component, step) VALUES (?, ?)", (component, number)
+                )
                 ran += 1
             conn.execute("COMMIT")
         except BaseException:

@@ -153,7 +153,9 @@ class TestsFailed(ToolforgeError):
         lines = [f"{tool}: {len(failed)} of {len(getattr(report, 'cases', []))} test(s) failed"]
         for case in failed[:5]:
             lines.append(f"  test {case.index}: {case.detail}")
-        super().__init__("\n".join(lines), hint="Nothing was registered. Fix the tool, or add it with --no-test.")
+        super().__init__(
+            "\n".join(lines), hint="Nothing was registered. Fix the tool, or add it with --no-test."
+        )
 
 
 class BuildError(ToolforgeError):
@@ -185,11 +187,15 @@ class LLMError(ToolforgeError):
 class SynthesisFailed(ToolforgeError):
     """Nothing was registered. ``result`` is the SynthesisResult (history, usage, timings)."""
 
-    def __init__(self, message: str, *, draft_dir: str | None = None, attempts: int = 0, result: Any = None) -> None:
+    def __init__(
+        self, message: str, *, draft_dir: str | None = None, attempts: int = 0, result: Any = None
+    ) -> None:
         self.draft_dir = draft_dir
         self.attempts = attempts
         self.result = result
-        super().__init__(message, hint=f"The last draft and its report are in {draft_dir}" if draft_dir else None)
+        super().__init__(
+            message, hint=f"The last draft and its report are in {draft_dir}" if draft_dir else None
+        )
 
 
 class JobCancelled(ToolforgeError):

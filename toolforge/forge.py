@@ -88,13 +88,19 @@ class Forge:
         self.close()
 
     # -- tools --------------------------------------------------------------------------
-    def add(self, path: Path | str, *, test: bool = True, meta: dict[str, Any] | None = None) -> tuple[ToolRecord, bool]:
+    def add(
+        self, path: Path | str, *, test: bool = True, meta: dict[str, Any] | None = None
+    ) -> tuple[ToolRecord, bool]:
         """Register the tool folder at ``path``; with ``test`` its tests must pass in the sandbox first."""
         bundle = load_tool_dir(path)
         return self.add_bundle(bundle, test=test, meta=meta)
 
     def add_bundle(
-        self, bundle: ToolBundle, *, test: bool = True, meta: dict[str, Any] | None = None,
+        self,
+        bundle: ToolBundle,
+        *,
+        test: bool = True,
+        meta: dict[str, Any] | None = None,
         report: TestReport | None = None,
     ) -> tuple[ToolRecord, bool]:
         image = None
@@ -131,9 +137,15 @@ class Forge:
         return report
 
     def call(
-        self, ref: str, args: dict[str, Any] | None = None, *, state_ns: str | None = None,
-        timeout_s: float | None = None, cancel: threading.Event | None = None,
-        labels: dict[str, str] | None = None, progress: Any = None,
+        self,
+        ref: str,
+        args: dict[str, Any] | None = None,
+        *,
+        state_ns: str | None = None,
+        timeout_s: float | None = None,
+        cancel: threading.Event | None = None,
+        labels: dict[str, str] | None = None,
+        progress: Any = None,
     ) -> CallResult:
         """Call the tool in the sandbox and return the full CallResult (never raises for a
         tool failure: see ``status``). Arguments are validated against the schema first
@@ -143,10 +155,23 @@ class Forge:
         if progress is not None:
             self.sandbox.build(record.bundle, progress=progress)
         return self.sandbox.call(
-            record.bundle, args or {}, state_ns=state_ns, timeout_s=timeout_s, cancel=cancel, labels=labels
+            record.bundle,
+            args or {},
+            state_ns=state_ns,
+            timeout_s=timeout_s,
+            cancel=cancel,
+            labels=labels,
         )
 
-    def run(self, ref: str, /, *, state_ns: str | None = None, timeout_s: float | None = None, **args: Any) -> Any:
+    def run(
+        self,
+        ref: str,
+        /,
+        *,
+        state_ns: str | None = None,
+        timeout_s: float | None = None,
+        **args: Any,
+    ) -> Any:
         """Call the tool and return its result; raise ToolFailed (exit 1), ToolTimeout /
         OutOfMemory (exit 4) or Interrupted (cancelled) when it does not succeed."""
         record = self.tool(ref)
@@ -163,7 +188,10 @@ class Forge:
     def state_import(self, ref: str, src: Path | str, ns: str | None = None) -> int:
         src = Path(src)
         if not src.is_file():
-            raise UsageError(f"{src} is not a file", hint="Pass a .tar.gz made by: toolforge state export NAME FILE")
+            raise UsageError(
+                f"{src} is not a file",
+                hint="Pass a .tar.gz made by: toolforge state export NAME FILE",
+            )
         return self.sandbox.import_state(self.tool(ref).bundle, src, ns)
 
     def state_reset(self, ref: str, ns: str | None = None) -> bool:
@@ -171,8 +199,15 @@ class Forge:
 
     # -- synth --------------------------------------------------------------------------
     def generate(
-        self, requirement: str, *, language: str = "python", name: str | None = None,
-        model: str | None = None, attempts: int = 3, candidates: int = 2, progress: Any = None,
+        self,
+        requirement: str,
+        *,
+        language: str = "python",
+        name: str | None = None,
+        model: str | None = None,
+        attempts: int = 3,
+        candidates: int = 2,
+        progress: Any = None,
         check: bool = True,
     ) -> SynthesisResult:
         """Have the model write a tool for ``requirement``, prove it in the sandbox, register it.
@@ -186,13 +221,21 @@ class Forge:
         from toolforge.synth.pipeline import Synthesizer
 
         if not requirement.strip():
-            raise UsageError("The requirement is empty", hint='Describe the tool, e.g. toolforge generate "a tool that ..."')
+            raise UsageError(
+                "The requirement is empty",
+                hint='Describe the tool, e.g. toolforge generate "a tool that ..."',
+            )
         llm = self.llm if model is None else self._llm_for(model)
         synth = Synthesizer(llm, self.sandbox, self.add_bundle, self.settings, progress=progress)
-        result = synth.run(requirement, language=language, name=name, attempts=attempts, candidates=candidates)
+        result = synth.run(
+            requirement, language=language, name=name, attempts=attempts, candidates=candidates
+        )
         if check and not result.passed:
             raise SynthesisFailed(
-                result.summary(), draft_dir=str(result.draft_dir), attempts=result.attempts, result=result
+                result.summary(),
+                draft_dir=str(result.draft_dir),
+                attempts=result.attempts,
+                result=result,
             )
         return result
 
@@ -210,8 +253,14 @@ class Forge:
         return SQLiteJobStore(self.settings.db_path)
 
     def submit(
-        self, ref: str, args: dict[str, Any] | None = None, *, state_ns: str | None = None,
-        priority: int = 0, timeout_s: float | None = None, max_attempts: int = 3,
+        self,
+        ref: str,
+        args: dict[str, Any] | None = None,
+        *,
+        state_ns: str | None = None,
+        priority: int = 0,
+        timeout_s: float | None = None,
+        max_attempts: int = 3,
     ) -> JobHandle:
         """Queue a call for a worker; an unknown tool or bad args raise here (exit 2), never queued.
 
@@ -220,8 +269,16 @@ class Forge:
         """
         from toolforge.jobs.api import submit
 
-        return submit(self.jobs, self.registry, ref, args, state_ns=state_ns, priority=priority,
-                      timeout_s=timeout_s, max_attempts=max_attempts)
+        return submit(
+            self.jobs,
+            self.registry,
+            ref,
+            args,
+            state_ns=state_ns,
+            priority=priority,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+        )
 
     def job(self, job_id: str) -> JobHandle:
         """A handle on an existing job; NotFoundError (exit 2) for an unknown id."""
@@ -229,7 +286,9 @@ class Forge:
 
         return JobHandle(self.jobs, self.jobs.get(job_id).id)
 
-    def start_worker(self, *, concurrency: int | None = None, wait_s: float = 10.0) -> tuple[int, bool]:
+    def start_worker(
+        self, *, concurrency: int | None = None, wait_s: float = 10.0
+    ) -> tuple[int, bool]:
         """Start the detached background worker unless one is alive; return (pid, started)."""
         from toolforge.jobs import daemon
 
@@ -244,10 +303,19 @@ class Forge:
         return AgentStore(self.settings)
 
     def solve(
-        self, task: str, *, topology: str = "auto", model: str | None = None,
-        subtasks: list[str] | None = None, strategies: list[str] | None = None,
-        merge: str = "consensus", agent: str | None = None, max_steps: int | None = None,
-        max_tokens: int | None = None, max_seconds: float | None = None, progress: Any = None,
+        self,
+        task: str,
+        *,
+        topology: str = "auto",
+        model: str | None = None,
+        subtasks: list[str] | None = None,
+        strategies: list[str] | None = None,
+        merge: str = "consensus",
+        agent: str | None = None,
+        max_steps: int | None = None,
+        max_tokens: int | None = None,
+        max_seconds: float | None = None,
+        progress: Any = None,
     ) -> SolveResult:
         """Solve ``task`` with agents that call the registered tools; the run is recorded.
 
@@ -256,15 +324,18 @@ class Forge:
         """
         from toolforge.agents.coordinator import Coordinator, SolveRequest
 
-        request = SolveRequest(task, topology, subtasks, strategies, merge, agent, max_steps, max_tokens, max_seconds)
+        request = SolveRequest(
+            task, topology, subtasks, strategies, merge, agent, max_steps, max_tokens, max_seconds
+        )
         return Coordinator(self, model=model, progress=progress).solve(request)
 
-    def generate_agent(self, task: str, *, name: str | None = None, model: str | None = None) -> AgentSpec:
+    def generate_agent(
+        self, task: str, *, name: str | None = None, model: str | None = None
+    ) -> AgentSpec:
         """Have the model write an AgentSpec specialised for ``task`` and register it."""
         from toolforge.agents.coordinator import Coordinator
 
         return Coordinator(self, model=model).generate_agent(task, name=name)
-
 
     # -- memory ---------------------------------------------------------------------------
     @cached_property
@@ -274,13 +345,18 @@ class Forge:
 
         model = self.settings.embedding_model
         embedder = self._llm_for(model).embed if model else None
-        return MemoryStore(self.settings.home / "memory.db", embedder=embedder, embed_model=model or "")
+        return MemoryStore(
+            self.settings.home / "memory.db", embedder=embedder, embed_model=model or ""
+        )
 
     def memory(self, graph: str = "default", *, create: bool = True) -> Graph:
         """The knowledge graph ``graph`` (made on first use unless ``create`` is False)."""
         return self.memory_store.graph(graph, create=create)
 
-def raise_for_result(record: ToolRecord, result: CallResult, timeout_s: float | None = None) -> None:
+
+def raise_for_result(
+    record: ToolRecord, result: CallResult, timeout_s: float | None = None
+) -> None:
     """Turn a failed CallResult into the matching ToolforgeError."""
     from toolforge.sandbox.backend import CallStatus
 
@@ -296,7 +372,9 @@ def raise_for_result(record: ToolRecord, result: CallResult, timeout_s: float | 
     error = result.error or {}
     if status is CallStatus.error or status is CallStatus.crashed:
         raise ToolFailed(
-            record.name, str(error.get("type", status.value)), str(error.get("message", "")),
+            record.name,
+            str(error.get("type", status.value)),
+            str(error.get("message", "")),
             str(error.get("traceback", "")),
         )
     raise ToolforgeError(f"{record.name}: unexpected call status {status}")

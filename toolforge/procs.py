@@ -22,7 +22,7 @@ def process_start(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     if fields[0] in ("Z", "X"):  # zombie / dead: killed, not yet reaped
         return None
     return int(fields[19])

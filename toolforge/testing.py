@@ -45,7 +45,9 @@ class ScriptExhausted(AssertionError):
 
 
 class ScriptedLLM(LLM):
-    def __init__(self, replies: Iterable[Reply] = (), *, model: str = "scripted", supports_tools: bool = True) -> None:
+    def __init__(
+        self, replies: Iterable[Reply] = (), *, model: str = "scripted", supports_tools: bool = True
+    ) -> None:
         self.model = model
         self.supports_tools = supports_tools
         self._replies = list(replies)
@@ -88,12 +90,18 @@ class ScriptedLLM(LLM):
                 reply.model = self.model
             return reply
         text = str(reply)
-        return Completion(text=text, usage=Usage(len(request.prompt) // 4, len(text) // 4, 0.0), model=self.model)
+        return Completion(
+            text=text, usage=Usage(len(request.prompt) // 4, len(text) // 4, 0.0), model=self.model
+        )
 
 
-def tool_call(name: str, arguments: dict[str, Any], *, id: str | None = None, text: str = "") -> Completion:
+def tool_call(
+    name: str, arguments: dict[str, Any], *, id: str | None = None, text: str = ""
+) -> Completion:
     """A scripted completion that calls one tool (native tool calling)."""
-    return Completion(text=text, tool_calls=[ToolCall(id=id or f"call_{name}", name=name, arguments=arguments)])
+    return Completion(
+        text=text, tool_calls=[ToolCall(id=id or f"call_{name}", name=name, arguments=arguments)]
+    )
 
 
 __all__ = ["Request", "ScriptExhausted", "ScriptedLLM", "tool_call"]

@@ -29,8 +29,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tools" / "word-cou
 
 def _loop(forge: Forge, llm: ScriptedLLM, tracer: Tracer) -> AgentLoop:
     spec = default_agent()
-    return AgentLoop(spec, llm=llm, toolbox=Toolbox(forge, spec), tracer=tracer,
-                     budget=spec.budget(max_steps=1))
+    return AgentLoop(
+        spec, llm=llm, toolbox=Toolbox(forge, spec), tracer=tracer, budget=spec.budget(max_steps=1)
+    )
 
 
 class _Discard:
@@ -64,8 +65,15 @@ def bench(report: Report) -> None:
             forge.add(EXAMPLE, test=False)
             base = timed(bare, TURNS, warmup=10)
             turns = timed(turn, TURNS, warmup=10)
-            report.add("agents", "agent turn + meta-tool call p50", p50(turns), "ms",
-                       baseline_name="same turn, trace discarded", baseline=p50(base), note=f"p99 {p99(turns):.2f} ms")
+            report.add(
+                "agents",
+                "agent turn + meta-tool call p50",
+                p50(turns),
+                "ms",
+                baseline_name="same turn, trace discarded",
+                baseline=p50(base),
+                note=f"p99 {p99(turns):.2f} ms",
+            )
 
             record = forge.tool("word-count")
             spec = default_agent()
@@ -73,9 +81,15 @@ def bench(report: Report) -> None:
             args = {"text": "the quick brown fox"}
             direct = timed(lambda: forge.call("word-count", args), TOOL_CALLS, warmup=5)
             via_agent = timed(lambda: toolbox.call("word_count", args), TOOL_CALLS, warmup=5)
-            report.add("agents", "agent tool call (warm sandbox) p50", p50(via_agent), "ms",
-                       baseline_name="Forge.call same tool", baseline=p50(direct),
-                       note=f"{record.name}; p99 {p99(via_agent):.2f} ms")
+            report.add(
+                "agents",
+                "agent tool call (warm sandbox) p50",
+                p50(via_agent),
+                "ms",
+                baseline_name="Forge.call same tool",
+                baseline=p50(direct),
+                note=f"{record.name}; p99 {p99(via_agent):.2f} ms",
+            )
 
             forge.sandbox.close()
     finally:

@@ -18,7 +18,21 @@ def bench(report: Report) -> None:
     base = timed(lambda: run([sys.executable, "-c", "pass"]), 15, warmup=2)
     helptime = timed(lambda: run([TOOLFORGE, "--help"]), 15, warmup=2)
     listtime = timed(lambda: run([TOOLFORGE, "list"]), 15, warmup=2)
-    report.add("cli", "toolforge --help p50", p50(helptime), "ms", baseline_name="python -c pass", baseline=p50(base),
-               note=f"p99 {p99(helptime):.0f} ms")
-    report.add("cli", "toolforge list p50", p50(listtime), "ms", baseline_name="python -c pass", baseline=p50(base),
-               note=f"p99 {p99(listtime):.0f} ms")
+    report.add(
+        "cli",
+        "toolforge --help p50",
+        p50(helptime),
+        "ms",
+        baseline_name="python -c pass",
+        baseline=p50(base),
+        note=f"p99 {p99(helptime):.0f} ms",
+    )
+    report.add(
+        "cli",
+        "toolforge list p50",
+        p50(listtime),
+        "ms",
+        baseline_name="python -c pass",
+        baseline=p50(base),
+        note=f"p99 {p99(listtime):.0f} ms",
+    )

@@ -26,8 +26,12 @@ CONCURRENCY = 4
 
 def _worker(home: Path, concurrency: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "TOOLFORGE_HOME": str(home), "TOOLFORGE_POOL_SIZE": str(concurrency)}
-    return subprocess.Popen([sys.executable, "-m", "toolforge.jobs", "--concurrency", str(concurrency)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "toolforge.jobs", "--concurrency", str(concurrency)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -62,10 +66,21 @@ def bench(report: Report) -> None:
         submit = timed(lambda: forge.submit("word-count", args), 200, warmup=5)
         conn = connect(home / "baseline.db")
         conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
-        insert = timed(lambda: conn.execute("INSERT INTO t (body) VALUES (?)", ('{"text": "x"}',)), 200, warmup=5)
+        insert = timed(
+            lambda: conn.execute("INSERT INTO t (body) VALUES (?)", ('{"text": "x"}',)),
+            200,
+            warmup=5,
+        )
         conn.close()
-        report.add("jobs", "submit latency p50", p50(submit), "ms", baseline_name="bare SQLite insert (WAL)",
-                   baseline=p50(insert), note=f"p99 {p99(submit):.2f} ms; mostly the registry re-reading tool.yaml, then validation + insert")
+        report.add(
+            "jobs",
+            "submit latency p50",
+            p50(submit),
+            "ms",
+            baseline_name="bare SQLite insert (WAL)",
+            baseline=p50(insert),
+            note=f"p99 {p99(submit):.2f} ms; mostly the registry re-reading tool.yaml, then validation + insert",
+        )
         for job in forge.jobs.list(limit=1000):  # clear the queue before a worker starts
             forge.jobs.cancel(job.id)
         forge.jobs.prune(-1)
@@ -77,17 +92,33 @@ def bench(report: Report) -> None:
             _wait_registered(forge, proc)
             e2e = timed(lambda: forge.submit("word-count", args).wait(timeout=60), 40, warmup=5)
             overhead = [max(0.0, x - p50(sync)) for x in e2e]
-            report.add("jobs", "job end to end p50 (submit → result)", p50(e2e), "ms",
-                       baseline_name="same call, sync, warm pool", baseline=p50(sync), note=f"p99 {p99(e2e):.0f} ms")
-            report.add("jobs", "scheduling overhead per job p50", p50(overhead), "ms",
-                       baseline_name="tool's own warm call", baseline=p50(sync),
-                       note="end to end minus the sync warm call: enqueue, claim poll, record, wait poll")
+            report.add(
+                "jobs",
+                "job end to end p50 (submit → result)",
+                p50(e2e),
+                "ms",
+                baseline_name="same call, sync, warm pool",
+                baseline=p50(sync),
+                note=f"p99 {p99(e2e):.0f} ms",
+            )
+            report.add(
+                "jobs",
+                "scheduling overhead per job p50",
+                p50(overhead),
+                "ms",
+                baseline_name="tool's own warm call",
+                baseline=p50(sync),
+                note="end to end minus the sync warm call: enqueue, claim poll, record, wait poll",
+            )
         finally:
             _stop(proc)
 
         # 3. throughput: 500 trivial jobs queued first, then drained by a worker with 4 slots;
         # 8 high-priority jobs run first so the slots' sessions are warm, as the baseline's are.
-        warmups = [forge.submit("word-count", {"text": "warm"}, priority=10) for _ in range(CONCURRENCY * 2)]
+        warmups = [
+            forge.submit("word-count", {"text": "warm"}, priority=10)
+            for _ in range(CONCURRENCY * 2)
+        ]
         handles = [forge.submit("word-count", {"text": f"job {i}"}) for i in range(THROUGHPUT_JOBS)]
         proc = _worker(home, CONCURRENCY)
         try:
@@ -101,13 +132,28 @@ def bench(report: Report) -> None:
         failed = forge.jobs.counts()["failed"]
         bundle = forge.tool("word-count").bundle  # resolved once, as the worker does
         with ThreadPoolExecutor(CONCURRENCY) as pool:
-            list(pool.map(lambda i: forge.sandbox.call(bundle, {"text": "warm"}), range(CONCURRENCY * 2)))
+            list(
+                pool.map(
+                    lambda i: forge.sandbox.call(bundle, {"text": "warm"}), range(CONCURRENCY * 2)
+                )
+            )
             t0 = time.perf_counter()
-            list(pool.map(lambda i: forge.sandbox.call(bundle, {"text": f"job {i}"}), range(THROUGHPUT_JOBS)))
+            list(
+                pool.map(
+                    lambda i: forge.sandbox.call(bundle, {"text": f"job {i}"}),
+                    range(THROUGHPUT_JOBS),
+                )
+            )
             sync_s = THROUGHPUT_JOBS / (time.perf_counter() - t0)
-        report.add("jobs", f"throughput, {THROUGHPUT_JOBS} trivial jobs, concurrency {CONCURRENCY}", jobs_s, "jobs/s",
-                   baseline_name=f"sync warm calls from {CONCURRENCY} threads", baseline=sync_s,
-                   note=f"{failed} failed; first start → last finish, in a worker process")
+        report.add(
+            "jobs",
+            f"throughput, {THROUGHPUT_JOBS} trivial jobs, concurrency {CONCURRENCY}",
+            jobs_s,
+            "jobs/s",
+            baseline_name=f"sync warm calls from {CONCURRENCY} threads",
+            baseline=sync_s,
+            note=f"{failed} failed; first start → last finish, in a worker process",
+        )
         _bench_cancel(report, forge, home)
     finally:
         forge.close()
@@ -132,7 +178,9 @@ def _bench_cancel(report: Report, forge: object, home: Path) -> None:
     tool = home / "bench-sleeper"
     tool.mkdir()
     (tool / "tool.yaml").write_text(SLEEPER_YAML)
-    (tool / "main.py").write_text("import time\n\ndef run(seconds=0):\n    time.sleep(seconds)\n    return {}\n")
+    (tool / "main.py").write_text(
+        "import time\n\ndef run(seconds=0):\n    time.sleep(seconds)\n    return {}\n"
+    )
     record, _ = forge.add(tool, test=False)  # type: ignore[attr-defined]
     sandbox = forge.sandbox  # type: ignore[attr-defined]
     image = sandbox.build(record.bundle)
@@ -159,8 +207,14 @@ def _bench_cancel(report: Report, forge: object, home: Path) -> None:
                 queued.append((time.perf_counter() - t0) * 1000)
         finally:
             _stop(proc)
-        report.add("jobs", "cancel of a running job p50 (request → cancelled)", p50(queued), "ms",
-                   baseline_name="sandbox call cancelled directly", baseline=p50(direct),
-                   note=f"max {max(queued):.0f} ms (the goal: container killed within 2 s)")
+        report.add(
+            "jobs",
+            "cancel of a running job p50 (request → cancelled)",
+            p50(queued),
+            "ms",
+            baseline_name="sandbox call cancelled directly",
+            baseline=p50(direct),
+            note=f"max {max(queued):.0f} ms (the goal: container killed within 2 s)",
+        )
     finally:
         client().api.remove_image(image, force=True)

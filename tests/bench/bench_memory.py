@@ -29,7 +29,23 @@ _WORD = re.compile(r"\w+")
 
 
 def vocabulary(rng: random.Random, n: int = 3000) -> list[str]:
-    syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "qu", "dor", "fen", "gil", "hax"]
+    syllables = [
+        "ka",
+        "lo",
+        "mi",
+        "ne",
+        "ru",
+        "sa",
+        "ti",
+        "vo",
+        "ze",
+        "pa",
+        "qu",
+        "dor",
+        "fen",
+        "gil",
+        "hax",
+    ]
     words: set[str] = set()
     while len(words) < n:
         words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
@@ -45,7 +61,9 @@ def generate(n: int, seed: int = 7) -> tuple[list[dict], list[dict], list[str]]:
     for i in range(n):
         label = " ".join(rng.choices(words, zipf, k=2)) + f" {i}"
         content = " ".join(rng.choices(words, zipf, k=12))
-        nodes.append({"id": i + 1, "type": types[i % len(types)], "label": label, "content": content})
+        nodes.append(
+            {"id": i + 1, "type": types[i % len(types)], "label": label, "content": content}
+        )
     edges = []
     for i in range(n):
         for _ in range(2):
@@ -62,12 +80,19 @@ class Scan:
     def __init__(self, nodes: list[dict], edges: list[dict]) -> None:
         self.nodes = nodes
         self.edges = edges
-        self.tokens = [(Counter(_WORD.findall(n["label"].lower())), Counter(_WORD.findall(n["content"].lower())))
-                       for n in nodes]
+        self.tokens = [
+            (
+                Counter(_WORD.findall(n["label"].lower())),
+                Counter(_WORD.findall(n["content"].lower())),
+            )
+            for n in nodes
+        ]
         self.df: Counter[str] = Counter()
         for label, content in self.tokens:
             self.df.update(set(label) | set(content))
-        self.avg = sum(sum(lab.values()) + sum(con.values()) for lab, con in self.tokens) / len(nodes)
+        self.avg = sum(sum(lab.values()) + sum(con.values()) for lab, con in self.tokens) / len(
+            nodes
+        )
 
     def similarity(self, text: str, limit: int = 10) -> list[int]:
         terms = set(_WORD.findall(text.lower()))
@@ -128,26 +153,50 @@ def bench_size(report: Report, n: int, workdir: Path) -> None:
         t0 = time.perf_counter()
         g.import_data({"nodes": nodes, "edges": edges}, source="generated")
         bulk_s = time.perf_counter() - t0
-        report.add("memory", f"{tag}: bulk import (1 transaction)", _rate(len(nodes) + len(edges), bulk_s), "items/s",
-                   baseline_name="append to Python lists", baseline=_rate(len(nodes) + len(edges), list_s),
-                   note=f"{len(nodes):,} nodes + {len(edges):,} edges in {bulk_s:.1f} s")
+        report.add(
+            "memory",
+            f"{tag}: bulk import (1 transaction)",
+            _rate(len(nodes) + len(edges), bulk_s),
+            "items/s",
+            baseline_name="append to Python lists",
+            baseline=_rate(len(nodes) + len(edges), list_s),
+            note=f"{len(nodes):,} nodes + {len(edges):,} edges in {bulk_s:.1f} s",
+        )
         single = 1000
         t0 = time.perf_counter()
         for i in range(single):
             g.add_node("entity", f"extra {i}", "inserted one at a time")
         single_s = time.perf_counter() - t0
-        report.add("memory", f"{tag}: add_node (1 transaction each)", _rate(single, single_s), "nodes/s",
-                   baseline_name="append to Python lists", baseline=_rate(len(nodes), list_s), note=f"{single} inserts")
+        report.add(
+            "memory",
+            f"{tag}: add_node (1 transaction each)",
+            _rate(single, single_s),
+            "nodes/s",
+            baseline_name="append to Python lists",
+            baseline=_rate(len(nodes), list_s),
+            note=f"{single} inserts",
+        )
 
         scan = Scan(scan_nodes, scan_edges)
         queries = [" ".join(rng.sample(words[:1500], 3)) for _ in range(200)]
-        globs = [f"{rng.choice(words)}*" for _ in range(60)] + [f"*{rng.choice(words)} {rng.choice(words)}*" for _ in range(20)]
+        globs = [f"{rng.choice(words)}*" for _ in range(60)] + [
+            f"*{rng.choice(words)} {rng.choice(words)}*" for _ in range(20)
+        ]
         starts = [rng.randrange(1, n + 1) for _ in range(200)]
-        base_k = 40 if n <= 10_000 else 12  # the scans are slow: fewer samples (p99 of few is their max)
+        base_k = (
+            40 if n <= 10_000 else 12
+        )  # the scans are slow: fewer samples (p99 of few is their max)
 
         def series(name: str, ours: list[float], base: list[float], what: str) -> None:
-            report.add("memory", f"{tag}: {name} p50", p50(ours), "ms", baseline_name=what, baseline=p50(base),
-                       note=f"p99 {p99(ours):.2f} ms vs {p99(base):.1f} ms; {len(ours)}/{len(base)} runs")
+            report.add(
+                "memory",
+                f"{tag}: {name} p50",
+                p50(ours),
+                "ms",
+                baseline_name=what,
+                baseline=p50(base),
+                note=f"p99 {p99(ours):.2f} ms vs {p99(base):.1f} ms; {len(ours)}/{len(base)} runs",
+            )
 
         qi = iter(queries * 2)
         ours = timed(lambda: g.query(next(qi), "similarity", relations=False), len(queries))
@@ -162,15 +211,21 @@ def bench_size(report: Report, n: int, workdir: Path) -> None:
         series("pattern (glob)", ours, base, "Python fnmatch scan")
 
         si = iter(starts * 2)
-        ours = timed(lambda: g.query(str(next(si)), "traverse", radius=2, relations=False), len(starts))
+        ours = timed(
+            lambda: g.query(str(next(si)), "traverse", radius=2, relations=False), len(starts)
+        )
         si2 = iter(starts)
         base = timed(lambda: scan.traverse(next(si2)), base_k // 2)
         series("traverse radius 2", ours, base, "Python edge-list BFS")
 
         # sanity: both sides agree on what they found
         sample = starts[0]
-        assert len(g.query(str(sample), "traverse", radius=2, relations=False)) == scan.traverse(sample)  # noqa: S101
-        assert [h.node.id for h in g.query(globs[0], "pattern", relations=False)] == scan.pattern(globs[0])  # noqa: S101
+        assert len(g.query(str(sample), "traverse", radius=2, relations=False)) == scan.traverse(
+            sample
+        )  # noqa: S101
+        assert [h.node.id for h in g.query(globs[0], "pattern", relations=False)] == scan.pattern(
+            globs[0]
+        )  # noqa: S101
 
 
 def bench(report: Report) -> None:

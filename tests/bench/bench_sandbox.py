@@ -28,8 +28,11 @@ THROUGHPUT_CALLS = 400
 TOOLS = {
     "python": ("bench-py", "def run(n: int = 1):\n    return n + 1\n", ["python3", "-c", "pass"]),
     "bash": ("bench-sh", 'echo "$((ARG_N + 1))"\n', ["bash", "-c", "true"]),
-    "typescript": ("bench-ts", "export function run(args: { n: number }): number {\n  return args.n + 1;\n}\n",
-                   ["node", "-e", "0"]),
+    "typescript": (
+        "bench-ts",
+        "export function run(args: { n: number }): number {\n  return args.n + 1;\n}\n",
+        ["node", "-e", "0"],
+    ),
 }
 PARAMS = {"type": "object", "properties": {"n": {"type": "integer"}}}
 
@@ -42,8 +45,10 @@ def bench(report: Report) -> None:
     settings = load_settings(home=home, backend="docker", pool_size=4, pool_idle_ttl_s=600)
     settings.ensure_dirs()
     build_base_images(settings)
-    bundles = {lang: write_tool(home / "tools", name, lang, src, parameters=PARAMS)
-               for lang, (name, src, _) in TOOLS.items()}
+    bundles = {
+        lang: write_tool(home / "tools", name, lang, src, parameters=PARAMS)
+        for lang, (name, src, _) in TOOLS.items()
+    }
     images: list[str] = []
     try:
         with Sandbox(settings) as warm:
@@ -69,7 +74,9 @@ def _warm(report: Report, sandbox: Sandbox, lang: str, bundle, base: str, docker
     times = timed(call, WARM_CALLS, warmup=5)
     command = TOOLS[lang][2]
     api = docker.api
-    box = api.create_container(base, command=["sleep", "3600"], labels={"io.toolforge": "1", "io.toolforge.kind": "bench"})
+    box = api.create_container(
+        base, command=["sleep", "3600"], labels={"io.toolforge": "1", "io.toolforge.kind": "bench"}
+    )
     try:
         api.start(box)
 
@@ -81,9 +88,15 @@ def _warm(report: Report, sandbox: Sandbox, lang: str, bundle, base: str, docker
         base_times = timed(exec_once, min(WARM_CALLS, 100), warmup=3)
     finally:
         api.remove_container(box, force=True)
-    report.add("sandbox", f"{lang} warm call p50", p50(times), "ms",
-               baseline_name=f"docker exec {' '.join(command)}", baseline=p50(base_times),
-               note=f"p99 {p99(times):.2f} ms (exec p99 {p99(base_times):.1f}); n={WARM_CALLS} (exec n={min(WARM_CALLS, 100)})")
+    report.add(
+        "sandbox",
+        f"{lang} warm call p50",
+        p50(times),
+        "ms",
+        baseline_name=f"docker exec {' '.join(command)}",
+        baseline=p50(base_times),
+        note=f"p99 {p99(times):.2f} ms (exec p99 {p99(base_times):.1f}); n={WARM_CALLS} (exec n={min(WARM_CALLS, 100)})",
+    )
 
 
 def _cold(report: Report, sandbox: Sandbox, lang: str, bundle, base: str) -> None:  # noqa: ANN001
@@ -92,19 +105,30 @@ def _cold(report: Report, sandbox: Sandbox, lang: str, bundle, base: str) -> Non
         assert result.result == 2 and result.meta["warm"] is False, result
 
     def bare() -> None:
-        subprocess.run(["docker", "run", "--rm", base, *TOOLS[lang][2]], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["docker", "run", "--rm", base, *TOOLS[lang][2]],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     times = timed(call, COLD_CALLS, warmup=2)
     base_times = timed(bare, COLD_CALLS, warmup=2)
-    report.add("sandbox", f"{lang} cold call p50", p50(times), "ms",
-               baseline_name=f"docker run --rm {' '.join(TOOLS[lang][2])}", baseline=p50(base_times),
-               note=f"p99 {p99(times):.0f} ms (run p99 {p99(base_times):.0f}); n={COLD_CALLS} each (cold calls are slow); "
-                    "container removal runs in the background")
+    report.add(
+        "sandbox",
+        f"{lang} cold call p50",
+        p50(times),
+        "ms",
+        baseline_name=f"docker run --rm {' '.join(TOOLS[lang][2])}",
+        baseline=p50(base_times),
+        note=f"p99 {p99(times):.0f} ms (run p99 {p99(base_times):.0f}); n={COLD_CALLS} each (cold calls are slow); "
+        "container removal runs in the background",
+    )
 
 
 def _cold_with_removal(report: Report, sandbox: Sandbox, bundle, base: str) -> None:  # noqa: ANN001
     """The cold path with the container's removal waited for, like ``docker run --rm``."""
+
     def call() -> None:
         session = sandbox.backend.start(bundle)
         try:
@@ -113,14 +137,24 @@ def _cold_with_removal(report: Report, sandbox: Sandbox, bundle, base: str) -> N
             session.close()
 
     def bare() -> None:
-        subprocess.run(["docker", "run", "--rm", base, *TOOLS["python"][2]], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["docker", "run", "--rm", base, *TOOLS["python"][2]],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     times = timed(call, COLD_CALLS, warmup=1)
     base_times = timed(bare, COLD_CALLS, warmup=1)
-    report.add("sandbox", "python cold call incl. removal p50", p50(times), "ms",
-               baseline_name="docker run --rm python3 -c pass", baseline=p50(base_times),
-               note=f"p99 {p99(times):.0f} ms (run p99 {p99(base_times):.0f}); n={COLD_CALLS}; removal waited for")
+    report.add(
+        "sandbox",
+        "python cold call incl. removal p50",
+        p50(times),
+        "ms",
+        baseline_name="docker run --rm python3 -c pass",
+        baseline=p50(base_times),
+        note=f"p99 {p99(times):.0f} ms (run p99 {p99(base_times):.0f}); n={COLD_CALLS}; removal waited for",
+    )
 
 
 def _throughput(report: Report, sandbox: Sandbox, bundle) -> None:  # noqa: ANN001
@@ -146,5 +180,12 @@ def _throughput(report: Report, sandbox: Sandbox, bundle) -> None:  # noqa: ANN0
 
     run_with(4)  # warm up 4 sessions
     one, four = run_with(1), run_with(4)
-    report.add("sandbox", "python throughput, 4 callers", four, "calls/s", baseline_name="1 caller", baseline=one,
-               note=f"{THROUGHPUT_CALLS} calls each way; pool_size 4; this machine has 2 cores")
+    report.add(
+        "sandbox",
+        "python throughput, 4 callers",
+        four,
+        "calls/s",
+        baseline_name="1 caller",
+        baseline=one,
+        note=f"{THROUGHPUT_CALLS} calls each way; pool_size 4; this machine has 2 cores",
+    )

@@ -176,7 +176,9 @@ def bench(report: Report) -> None:
     from toolforge.llm.local import local_model_status
 
     langs = os.environ.get("BENCH_SYNTH_LANGS", "python,typescript,bash").split(",")
-    cases = [c for c in CASES if c.language in langs][: int(os.environ.get("BENCH_SYNTH_LIMIT", len(CASES)))]
+    cases = [c for c in CASES if c.language in langs][
+        : int(os.environ.get("BENCH_SYNTH_LIMIT", len(CASES)))
+    ]
     attempts = int(os.environ.get("BENCH_SYNTH_ATTEMPTS", "2"))
     candidates = int(os.environ.get("BENCH_SYNTH_CANDIDATES", "2"))
     with (

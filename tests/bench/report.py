@@ -32,8 +32,17 @@ class Row:
 class Report:
     rows: list[Row] = field(default_factory=list)
 
-    def add(self, section: str, metric: str, value: float, unit: str, *, baseline_name: str = "",
-            baseline: float | None = None, note: str = "") -> None:
+    def add(
+        self,
+        section: str,
+        metric: str,
+        value: float,
+        unit: str,
+        *,
+        baseline_name: str = "",
+        baseline: float | None = None,
+        note: str = "",
+    ) -> None:
         self.rows.append(Row(section, metric, value, unit, baseline_name, baseline, note))
 
     def render(self, console: Console | None = None) -> None:
@@ -41,7 +50,11 @@ class Report:
         for col in ("section", "metric", "value", "baseline (same run)", "ratio", "note"):
             t.add_column(col)
         for r in self.rows:
-            base = f"{r.baseline_name}: {_fmt(r.baseline, r.unit)}" if r.baseline is not None else r.baseline_name
+            base = (
+                f"{r.baseline_name}: {_fmt(r.baseline, r.unit)}"
+                if r.baseline is not None
+                else r.baseline_name
+            )
             t.add_row(r.section, r.metric, _fmt(r.value, r.unit), base, r.ratio, r.note)
         (console or Console()).print(t)
 

@@ -55,11 +55,17 @@ class SolveRequest:
     def checked(self) -> SolveRequest:
         self.task = (self.task or "").strip()
         if not self.task:
-            raise UsageError("The task is empty", hint='Say what to do: toolforge solve "count the words in …"')
+            raise UsageError(
+                "The task is empty", hint='Say what to do: toolforge solve "count the words in …"'
+            )
         if self.topology not in TOPOLOGIES:
-            raise UsageError(f"Unknown topology {self.topology!r}: use one of {', '.join(TOPOLOGIES)}")
+            raise UsageError(
+                f"Unknown topology {self.topology!r}: use one of {', '.join(TOPOLOGIES)}"
+            )
         if self.merge not in MERGES:
-            raise UsageError(f"Unknown merge strategy {self.merge!r}: use one of {', '.join(MERGES)}")
+            raise UsageError(
+                f"Unknown merge strategy {self.merge!r}: use one of {', '.join(MERGES)}"
+            )
         self.subtasks = _clean_list(self.subtasks, "--subtasks")
         self.strategies = _clean_list(self.strategies, "--strategies")
         if self.subtasks is not None and self.topology not in ("vertical", "auto"):
@@ -73,8 +79,11 @@ class SolveRequest:
                 f"A horizontal run needs at least 2 strategies (got {len(self.strategies)})",
                 hint="List several, comma-separated: --strategies 'by hand,with a tool,estimate'",
             )
-        Budget.checked(max_steps=1 if self.max_steps is None else self.max_steps,
-                       max_tokens=self.max_tokens, max_seconds=self.max_seconds)
+        Budget.checked(
+            max_steps=1 if self.max_steps is None else self.max_steps,
+            max_tokens=self.max_tokens,
+            max_seconds=self.max_seconds,
+        )
         return self
 
 
@@ -95,7 +104,7 @@ class SolveResult:
     topology: str
     reason: str
     answer: str
-    status: str                                   # ok | stopped | failed
+    status: str  # ok | stopped | failed
     stop_reason: str | None = None
     agents: list[AgentResult] = field(default_factory=list)
     merge: dict[str, Any] | None = None
@@ -104,12 +113,20 @@ class SolveResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "task": self.task, "task_type": self.task_type,
-            "topology": self.topology, "reason": self.reason, "status": self.status,
-            "stop_reason": self.stop_reason, "answer": self.answer,
-            "agents": [a.to_json() for a in self.agents], "merge": self.merge,
-            "prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens,
-            "cost_usd": self.usage.cost_usd, "latency_s": round(self.latency_s, 3),
+            "run_id": self.run_id,
+            "task": self.task,
+            "task_type": self.task_type,
+            "topology": self.topology,
+            "reason": self.reason,
+            "status": self.status,
+            "stop_reason": self.stop_reason,
+            "answer": self.answer,
+            "agents": [a.to_json() for a in self.agents],
+            "merge": self.merge,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "cost_usd": self.usage.cost_usd,
+            "latency_s": round(self.latency_s, 3),
         }
 
 
@@ -117,7 +134,11 @@ class Coordinator:
     """One coordinator per solve (it holds the run's tracer)."""
 
     def __init__(
-        self, forge: Forge, *, llm: LLM | None = None, model: str | None = None,
+        self,
+        forge: Forge,
+        *,
+        llm: LLM | None = None,
+        model: str | None = None,
         progress: Progress | None = None,
     ) -> None:
         self.forge = forge
@@ -152,7 +173,10 @@ class Coordinator:
         """One structured call of the coordinator, traced; returns the validated value."""
         from toolforge.llm.structured import ask_structured
 
-        messages: list[Message] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages: list[Message] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]
         t0 = time.monotonic()
         structured = ask_structured(self.llm, messages, schema)
         if self.tracer:
@@ -161,7 +185,10 @@ class Coordinator:
 
     def write(self, purpose: str, system: str, user: str) -> str:
         """One free-text call of the coordinator (integration, consensus), traced."""
-        messages: list[Message] = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages: list[Message] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]
         t0 = time.monotonic()
         completion = self.llm.complete(messages)
         completion.latency_s = completion.latency_s or time.monotonic() - t0
@@ -172,9 +199,16 @@ class Coordinator:
     # -- task types and agents -----------------------------------------------------------
     def classify(self, task: str) -> str:
         """A short task-type label for ``task``, chosen by the model (known labels preferred)."""
-        known = sorted({s.task_type for s in self.store.stats() if s.task_type} | {t for a in self.store.list() for t in a.task_types})
-        reply = self.ask("classify", prompts.CLASSIFY.format(known=", ".join(known) or "none yet"), task,
-                         prompts.TaskTypeReply)
+        known = sorted(
+            {s.task_type for s in self.store.stats() if s.task_type}
+            | {t for a in self.store.list() for t in a.task_types}
+        )
+        reply = self.ask(
+            "classify",
+            prompts.CLASSIFY.format(known=", ".join(known) or "none yet"),
+            task,
+            prompts.TaskTypeReply,
+        )
         return slug_label(reply.task_type) or "general"
 
     def pick_agent(self, task_type: str, fallback: AgentSpec) -> tuple[AgentSpec, str]:
@@ -185,7 +219,9 @@ class Coordinator:
         """
         rec = self.store.recommend(task_type)
         if rec is not None and rec.successes and (spec := self.store.latest(rec.agent)) is not None:
-            return spec, (f"recommended for {task_type}: success {rec.success_rate:.0%} over {rec.runs} run(s)")
+            return spec, (
+                f"recommended for {task_type}: success {rec.success_rate:.0%} over {rec.runs} run(s)"
+            )
         for spec in self.store.list():
             if task_type in spec.task_types:
                 return spec, f"registered for task type {task_type}"
@@ -198,15 +234,29 @@ class Coordinator:
         return self.pick_agent(task_type, default_agent())
 
     def run_agent(
-        self, spec: AgentSpec, task: str, *, task_type: str, task_id: str, context: str | None = None,
+        self,
+        spec: AgentSpec,
+        task: str,
+        *,
+        task_type: str,
+        task_id: str,
+        context: str | None = None,
         label: str | None = None,
     ) -> AgentResult:
         """Run one agent execution, and record its performance."""
         assert self.tracer is not None and self.request is not None
         req = self.request
-        budget = spec.budget(max_steps=req.max_steps, max_tokens=req.max_tokens, max_seconds=req.max_seconds)
-        loop = AgentLoop(spec, llm=self.llm_for(spec), toolbox=Toolbox(self.forge, spec, model=self.model),
-                         tracer=self.tracer, budget=budget, label=label)
+        budget = spec.budget(
+            max_steps=req.max_steps, max_tokens=req.max_tokens, max_seconds=req.max_seconds
+        )
+        loop = AgentLoop(
+            spec,
+            llm=self.llm_for(spec),
+            toolbox=Toolbox(self.forge, spec, model=self.model),
+            tracer=self.tracer,
+            budget=budget,
+            label=label,
+        )
         self.progress(f"agent {label or spec.name}: {task[:60]}")
         try:
             result = loop.run(task, context=context)
@@ -217,28 +267,44 @@ class Coordinator:
             self.tracer.event("agent_end", label or spec.name, status="failed", error=str(e))
         registered = self.store.latest(spec.name)
         self.store.record_performance(
-            agent=spec.name, agent_version=spec.version if registered else None, task_type=task_type,
-            success=result.success, cost_usd=result.usage.cost_usd, latency_s=result.latency_s,
-            tokens=result.usage.total_tokens, task_id=task_id,
+            agent=spec.name,
+            agent_version=spec.version if registered else None,
+            task_type=task_type,
+            success=result.success,
+            cost_usd=result.usage.cost_usd,
+            latency_s=result.latency_s,
+            tokens=result.usage.total_tokens,
+            task_id=task_id,
         )
         return result
 
     def generate_agent(self, task: str, *, name: str | None = None) -> AgentSpec:
         """Ask the model for an AgentSpec specialised for ``task`` and register it."""
         if not (task or "").strip():
-            raise UsageError("The task is empty", hint='Describe the kind of task: toolforge agents generate "…"')
+            raise UsageError(
+                "The task is empty", hint='Describe the kind of task: toolforge agents generate "…"'
+            )
         known = {r.name for r in self.forge.registry.list()} | set(META_TOOLS)
         tools = "\n".join(f"- {r.name}: {r.spec.description}" for r in self.forge.registry.list())
         tools += "\n" + "\n".join(f"- {n}: {m['description']}" for n, m in META_TOOLS.items())
-        draft = self.ask("generate_agent", prompts.GENERATE_AGENT.format(tools=tools), task.strip(),
-                         prompts.AgentDraft)
+        draft = self.ask(
+            "generate_agent",
+            prompts.GENERATE_AGENT.format(tools=tools),
+            task.strip(),
+            prompts.AgentDraft,
+        )
         allowed: list[str] | Literal["*"] = ALL_TOOLS
         if draft.tools != ALL_TOOLS:
             allowed = [t for t in draft.tools if t in known] or ALL_TOOLS
         spec = AgentSpec(
-            name=agent_name(name or draft.name), description=draft.description, role=draft.role,
-            tools=allowed, temperature=draft.temperature, max_steps=draft.max_steps,
-            task_types=draft.task_types, model=self.model,
+            name=agent_name(name or draft.name),
+            description=draft.description,
+            role=draft.role,
+            tools=allowed,
+            temperature=draft.temperature,
+            max_steps=draft.max_steps,
+            task_types=draft.task_types,
+            model=self.model,
         )
         return self.store.add(spec)
 
@@ -252,8 +318,14 @@ class Coordinator:
         run_id = new_run_id()
         self.store.start_run(run_id, task=request.task, topology=request.topology, model=self.model)
         self.tracer = Tracer(self.store, run_id)
-        self.tracer.event("run_start", task=request.task, topology=request.topology,
-                          subtasks=request.subtasks, strategies=request.strategies, merge=request.merge)
+        self.tracer.event(
+            "run_start",
+            task=request.task,
+            topology=request.topology,
+            subtasks=request.subtasks,
+            strategies=request.strategies,
+            merge=request.merge,
+        )
         started = time.monotonic()
         result = SolveResult(run_id, request.task, "", request.topology, "", "", "failed")
         try:
@@ -276,12 +348,25 @@ class Coordinator:
     def _finish(self, result: SolveResult) -> None:
         assert self.tracer is not None
         u = result.usage
-        self.tracer.event("run_end", status=result.status, answer=result.answer, stop_reason=result.stop_reason,
-                          prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
-                          cost_usd=u.cost_usd, latency_s=round(result.latency_s, 3))
+        self.tracer.event(
+            "run_end",
+            status=result.status,
+            answer=result.answer,
+            stop_reason=result.stop_reason,
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens,
+            cost_usd=u.cost_usd,
+            latency_s=round(result.latency_s, 3),
+        )
         self.store.update_run(
-            result.run_id, status=result.status, answer=result.answer, stop_reason=result.stop_reason,
-            finished_at=now_iso(), prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
-            cost_usd=u.cost_usd, latency_s=result.latency_s,
+            result.run_id,
+            status=result.status,
+            answer=result.answer,
+            stop_reason=result.stop_reason,
+            finished_at=now_iso(),
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens,
+            cost_usd=u.cost_usd,
+            latency_s=result.latency_s,
             meta={"agents": [a.to_json() for a in result.agents], "merge": result.merge},
         )

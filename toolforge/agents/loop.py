@@ -57,7 +57,10 @@ ACTION_SCHEMA: dict[str, Any] = {
     },
     "required": ["action"],
 }
-ACTION_FORMAT = {"type": "json_schema", "json_schema": {"name": "AgentAction", "schema": ACTION_SCHEMA, "strict": False}}
+ACTION_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "AgentAction", "schema": ACTION_SCHEMA, "strict": False},
+}
 
 
 @dataclass
@@ -68,8 +71,8 @@ class AgentResult:
     agent_version: int | None
     task: str
     answer: str
-    status: str                      # ok | stopped
-    stop_reason: str | None = None   # max_steps | max_tokens | max_seconds
+    status: str  # ok | stopped
+    stop_reason: str | None = None  # max_steps | max_tokens | max_seconds
     steps: int = 0
     tool_calls: int = 0
     usage: Usage = field(default_factory=Usage)
@@ -81,11 +84,18 @@ class AgentResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "agent": self.agent, "agent_version": self.agent_version, "task": self.task,
-            "answer": self.answer, "status": self.status, "stop_reason": self.stop_reason,
-            "steps": self.steps, "tool_calls": self.tool_calls,
-            "prompt_tokens": self.usage.prompt_tokens, "completion_tokens": self.usage.completion_tokens,
-            "cost_usd": self.usage.cost_usd, "latency_s": round(self.latency_s, 3),
+            "agent": self.agent,
+            "agent_version": self.agent_version,
+            "task": self.task,
+            "answer": self.answer,
+            "status": self.status,
+            "stop_reason": self.stop_reason,
+            "steps": self.steps,
+            "tool_calls": self.tool_calls,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "cost_usd": self.usage.cost_usd,
+            "latency_s": round(self.latency_s, 3),
         }
 
 
@@ -100,7 +110,13 @@ class AgentLoop:
     """Runs one agent on one task; create one per execution (it keeps the conversation)."""
 
     def __init__(
-        self, spec: AgentSpec, *, llm: LLM, toolbox: Toolbox, tracer: Tracer, budget: Budget,
+        self,
+        spec: AgentSpec,
+        *,
+        llm: LLM,
+        toolbox: Toolbox,
+        tracer: Tracer,
+        budget: Budget,
         label: str | None = None,
     ) -> None:
         self.spec = spec
@@ -111,7 +127,9 @@ class AgentLoop:
         self.label = label or spec.name
         # the embedded model (a LiteLLM with local=True) takes the JSON action format even
         # where its wrapper does not (yet) say supports_tools=False
-        self.native = bool(getattr(llm, "supports_tools", True)) and not getattr(llm, "local", False)
+        self.native = bool(getattr(llm, "supports_tools", True)) and not getattr(
+            llm, "local", False
+        )
         self.messages: list[Message] = []
         self._sent = 0
 
@@ -119,10 +137,20 @@ class AgentLoop:
         started = time.monotonic()
         self.messages = [
             {"role": "system", "content": self._system_prompt()},
-            {"role": "user", "content": f"{context.strip()}\n\nYour task: {task}" if context else task},
+            {
+                "role": "user",
+                "content": f"{context.strip()}\n\nYour task: {task}" if context else task,
+            },
         ]
-        self.tracer.event("agent_start", self.label, task=task, context=context, native_tools=self.native,
-                          tools=self.toolbox.names(), version=self.spec.version)
+        self.tracer.event(
+            "agent_start",
+            self.label,
+            task=task,
+            context=context,
+            native_tools=self.native,
+            tools=self.toolbox.names(),
+            version=self.spec.version,
+        )
         result = AgentResult(self.spec.name, self.spec.version, task, "", "stopped")
         last_text = ""
         while True:
@@ -130,7 +158,9 @@ class AgentLoop:
             if reason:
                 result.stop_reason = reason
                 result.answer = last_text
-                self.tracer.event("stop", self.label, reason=reason, detail=STOP_TEXT[reason], steps=result.steps)
+                self.tracer.event(
+                    "stop", self.label, reason=reason, detail=STOP_TEXT[reason], steps=result.steps
+                )
                 break
             completion = self._complete()
             result.steps += 1
@@ -144,8 +174,11 @@ class AgentLoop:
                 result.tool_calls += 1
                 self._run_tool(call, started)
         result.latency_s = time.monotonic() - started
-        self.tracer.event("agent_end", self.label, **{k: v for k, v in result.to_json().items()
-                                                      if k not in ("task", "agent")})
+        self.tracer.event(
+            "agent_end",
+            self.label,
+            **{k: v for k, v in result.to_json().items() if k not in ("task", "agent")},
+        )
         return result
 
     # -- one turn ------------------------------------------------------------------------
@@ -167,14 +200,18 @@ class AgentLoop:
     def _complete(self) -> Completion:
         t0 = time.monotonic()
         if self.native:
-            completion = self.llm.complete(self.messages, temperature=self.spec.temperature,
-                                           tools=self.toolbox.definitions() or None)
+            completion = self.llm.complete(
+                self.messages,
+                temperature=self.spec.temperature,
+                tools=self.toolbox.definitions() or None,
+            )
         else:
-            completion = self.llm.complete(self.messages, temperature=self.spec.temperature,
-                                           response_format=ACTION_FORMAT)
+            completion = self.llm.complete(
+                self.messages, temperature=self.spec.temperature, response_format=ACTION_FORMAT
+            )
         if not completion.latency_s:
             completion.latency_s = time.monotonic() - t0
-        self.tracer.model_call(self.label, "agent_step", self.messages[self._sent:], completion)
+        self.tracer.model_call(self.label, "agent_step", self.messages[self._sent :], completion)
         self._sent = len(self.messages)
         return completion
 
@@ -193,22 +230,45 @@ class AgentLoop:
         if kind == "call":
             name, args = payload
             return [ToolCall(id=f"action_{len(self.messages)}", name=name, arguments=args)], None
-        self.messages.append({"role": "user", "content": f"{payload}\nReply with one JSON action object only."})
+        self.messages.append(
+            {"role": "user", "content": f"{payload}\nReply with one JSON action object only."}
+        )
         return [], None
 
     def _run_tool(self, call: ToolCall, started: float) -> None:
-        self.tracer.event("tool_call", self.label, tool=call.name, call_id=call.id, args=call.arguments)
+        self.tracer.event(
+            "tool_call", self.label, tool=call.name, call_id=call.id, args=call.arguments
+        )
         left = None
         if self.budget.max_seconds is not None:
             left = max(0.1, self.budget.max_seconds - (time.monotonic() - started))
         outcome = self.toolbox.call(call.name, call.arguments, timeout_s=left)
-        self.tracer.event("tool_result", self.label, tool=call.name, call_id=call.id, ok=outcome.ok,
-                          content=outcome.content, latency_ms=round(outcome.latency_s * 1000, 3))
+        self.tracer.event(
+            "tool_result",
+            self.label,
+            tool=call.name,
+            call_id=call.id,
+            ok=outcome.ok,
+            content=outcome.content,
+            latency_ms=round(outcome.latency_s * 1000, 3),
+        )
         if self.native:
-            self.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": outcome.content})
+            self.messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": call.id,
+                    "name": call.name,
+                    "content": outcome.content,
+                }
+            )
         else:
-            self.messages.append({"role": "user", "content": f"Result of {call.name}: {outcome.content}\n"
-                                  "Reply with the next JSON action object."})
+            self.messages.append(
+                {
+                    "role": "user",
+                    "content": f"Result of {call.name}: {outcome.content}\n"
+                    "Reply with the next JSON action object.",
+                }
+            )
 
 
 def parse_action(text: str) -> tuple[str, Any]:
@@ -222,7 +282,7 @@ def parse_action(text: str) -> tuple[str, Any]:
             return "invalid", f"Your reply was not a valid action: {e}"
         return "final", text.strip()  # plain prose: the model answered
     if not isinstance(data, dict):
-        return "invalid", "Your reply must be one JSON object with an \"action\" field."
+        return "invalid", 'Your reply must be one JSON object with an "action" field.'
     action = str(data.get("action") or "").lower()
     if action in ("call", "tool", "tool_call") or (not action and "tool" in data):
         tool = data.get("tool") or data.get("name")
@@ -232,5 +292,7 @@ def parse_action(text: str) -> tuple[str, Any]:
         return "call", (tool, args if isinstance(args, (dict, str)) else {})
     if action in ("final", "answer", "finish") or (not action and "answer" in data):
         answer = data.get("answer", "")
-        return "final", answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+        return "final", answer if isinstance(answer, str) else json.dumps(
+            answer, ensure_ascii=False
+        )
     return "invalid", 'The "action" must be "call" or "final".'

@@ -22,7 +22,9 @@ class TopologyChoice(_Reply):
 
 class PlanStep(_Reply):
     task: str = Field(min_length=1, description="what this step must produce")
-    task_type: str = Field(default="general", description="short lowercase label of the step's kind")
+    task_type: str = Field(
+        default="general", description="short lowercase label of the step's kind"
+    )
     agent_name: str = Field(default="step-agent", description="a short name for the specialist")
     role: str = Field(min_length=1, description="the specialist's system prompt")
 

@@ -27,21 +27,32 @@ class AgentSpec(BaseModel):
     version: int = Field(default=1, ge=1)
     description: str = Field(min_length=1, description="one line: what this agent is good at")
     role: str = Field(min_length=1, description="the system prompt that makes it a specialist")
-    tools: list[str] | Literal["*"] = Field(default=
-        ALL_TOOLS, description='registered tool / meta-tool names it may call, or "*" for all'
+    tools: list[str] | Literal["*"] = Field(
+        default=ALL_TOOLS,
+        description='registered tool / meta-tool names it may call, or "*" for all',
     )
-    model: str | None = Field(default=None, description="litellm model string; None = the run's model")
+    model: str | None = Field(
+        default=None, description="litellm model string; None = the run's model"
+    )
     temperature: float | None = Field(default=None, ge=0, le=2)
-    max_steps: int = Field(default=8, ge=1, le=200, description="model turns before the run is stopped")
-    max_tokens: int | None = Field(default=None, ge=1, description="token budget (prompt + completion)")
+    max_steps: int = Field(
+        default=8, ge=1, le=200, description="model turns before the run is stopped"
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="token budget (prompt + completion)"
+    )
     max_seconds: float | None = Field(default=None, gt=0, description="wall-time budget")
-    task_types: list[str] = Field(default_factory=list, description="task-type labels it is made for")
+    task_types: list[str] = Field(
+        default_factory=list, description="task-type labels it is made for"
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         if not AGENT_NAME_RE.match(value):
-            raise ValueError("must be lowercase letters, digits, '_' or '-', starting with a letter (≤ 64)")
+            raise ValueError(
+                "must be lowercase letters, digits, '_' or '-', starting with a letter (≤ 64)"
+            )
         return value
 
     @field_validator("task_types")
@@ -53,7 +64,11 @@ class AgentSpec(BaseModel):
         return self.tools == ALL_TOOLS or tool in self.tools
 
     def budget(
-        self, *, max_steps: int | None = None, max_tokens: int | None = None, max_seconds: float | None = None
+        self,
+        *,
+        max_steps: int | None = None,
+        max_tokens: int | None = None,
+        max_seconds: float | None = None,
     ) -> Budget:
         """This agent's budget, with any of its bounds overridden for one run."""
         return Budget.checked(
@@ -72,7 +87,9 @@ class Budget:
     max_seconds: float | None = None
 
     @classmethod
-    def checked(cls, *, max_steps: int, max_tokens: int | None = None, max_seconds: float | None = None) -> Budget:
+    def checked(
+        cls, *, max_steps: int, max_tokens: int | None = None, max_seconds: float | None = None
+    ) -> Budget:
         """Build a budget, refusing zero or negative values with a message that says which."""
         problems = []
         if max_steps is None or max_steps < 1:
@@ -82,7 +99,10 @@ class Budget:
         if max_seconds is not None and max_seconds <= 0:
             problems.append(f"--max-seconds must be more than 0 (got {max_seconds:g})")
         if problems:
-            raise UsageError("Invalid budget: " + "; ".join(problems), hint="Omit an option to use the agent's default.")
+            raise UsageError(
+                "Invalid budget: " + "; ".join(problems),
+                hint="Omit an option to use the agent's default.",
+            )
         return cls(int(max_steps), max_tokens, max_seconds)
 
 
@@ -91,7 +111,9 @@ def parse_agent_spec(data: Any, source: str = "agent spec") -> AgentSpec:
     try:
         return AgentSpec.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()
+        )
         raise UsageError(f"Invalid {source}: {problems}") from None
 
 
@@ -117,9 +139,13 @@ DEFAULT_ROLE = (
 )
 
 
-def default_agent(name: str = "generalist", *, tools: list[str] | Literal["*"] = ALL_TOOLS) -> AgentSpec:
+def default_agent(
+    name: str = "generalist", *, tools: list[str] | Literal["*"] = ALL_TOOLS
+) -> AgentSpec:
     """The agent used when no registered agent fits the task type."""
     return AgentSpec(
-        name=name, description="A general problem solver that uses the registered tools.",
-        role=DEFAULT_ROLE, tools=tools,
+        name=name,
+        description="A general problem solver that uses the registered tools.",
+        role=DEFAULT_ROLE,
+        tools=tools,
     )

@@ -99,9 +99,13 @@ class AgentStats:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "agent": self.agent, "task_type": self.task_type, "runs": self.runs,
-            "successes": self.successes, "success_rate": round(self.success_rate, 4),
-            "avg_cost_usd": round(self.avg_cost_usd, 6), "avg_latency_s": round(self.avg_latency_s, 3),
+            "agent": self.agent,
+            "task_type": self.task_type,
+            "runs": self.runs,
+            "successes": self.successes,
+            "success_rate": round(self.success_rate, 4),
+            "avg_cost_usd": round(self.avg_cost_usd, 6),
+            "avg_latency_s": round(self.avg_latency_s, 3),
             "avg_tokens": round(self.avg_tokens, 1),
         }
 
@@ -125,7 +129,9 @@ class AgentStore:
     def add(self, spec: AgentSpec) -> AgentSpec:
         """Register ``spec`` as the next version of its name; an unchanged spec is not re-added."""
         latest = self.latest(spec.name)
-        if latest is not None and latest.model_dump(exclude={"version"}) == spec.model_dump(exclude={"version"}):
+        if latest is not None and latest.model_dump(exclude={"version"}) == spec.model_dump(
+            exclude={"version"}
+        ):
             return latest
         spec = spec.model_copy(update={"version": (latest.version + 1) if latest else 1})
         self._exec(
@@ -135,7 +141,9 @@ class AgentStore:
         return spec
 
     def latest(self, name: str) -> AgentSpec | None:
-        rows = self._exec("SELECT spec FROM agents WHERE name = ? ORDER BY version DESC LIMIT 1", (name,))
+        rows = self._exec(
+            "SELECT spec FROM agents WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
+        )
         return AgentSpec.model_validate_json(rows[0][0]) if rows else None
 
     def get(self, ref: str) -> AgentSpec:
@@ -144,16 +152,25 @@ class AgentStore:
         if version:
             if not version.isdigit():
                 raise UsageError(f"Bad agent reference {ref!r}: expected NAME or NAME@VERSION")
-            rows = self._exec("SELECT spec FROM agents WHERE name = ? AND version = ?", (name, int(version)))
+            rows = self._exec(
+                "SELECT spec FROM agents WHERE name = ? AND version = ?", (name, int(version))
+            )
             spec = AgentSpec.model_validate_json(rows[0][0]) if rows else None
         else:
             spec = self.latest(name)
         if spec is None:
-            raise NotFoundError("agent", ref, hint="See the registered agents with: toolforge agents list")
+            raise NotFoundError(
+                "agent", ref, hint="See the registered agents with: toolforge agents list"
+            )
         return spec
 
     def versions(self, name: str) -> list[int]:
-        return [r[0] for r in self._exec("SELECT version FROM agents WHERE name = ? ORDER BY version", (name,))]
+        return [
+            r[0]
+            for r in self._exec(
+                "SELECT version FROM agents WHERE name = ? ORDER BY version", (name,)
+            )
+        ]
 
     def list(self) -> builtins.list[AgentSpec]:
         rows = self._exec(
@@ -171,16 +188,36 @@ class AgentStore:
 
     # -- performance registry ------------------------------------------------------------
     def record_performance(
-        self, *, agent: str, agent_version: int | None, task_type: str, success: bool,
-        cost_usd: float, latency_s: float, tokens: int, task_id: str,
+        self,
+        *,
+        agent: str,
+        agent_version: int | None,
+        task_type: str,
+        success: bool,
+        cost_usd: float,
+        latency_s: float,
+        tokens: int,
+        task_id: str,
     ) -> None:
         self._exec(
             "INSERT INTO performance (agent, agent_version, task_type, success, cost_usd, latency_s,"
             " tokens, task_id, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            (agent, agent_version, task_type, int(success), cost_usd, latency_s, tokens, task_id, now_iso()),
+            (
+                agent,
+                agent_version,
+                task_type,
+                int(success),
+                cost_usd,
+                latency_s,
+                tokens,
+                task_id,
+                now_iso(),
+            ),
         )
 
-    def stats(self, *, agent: str | None = None, task_type: str | None = None) -> builtins.list[AgentStats]:
+    def stats(
+        self, *, agent: str | None = None, task_type: str | None = None
+    ) -> builtins.list[AgentStats]:
         """Success rate, average cost / latency / tokens and count per (agent, task type)."""
         where, params = [], []
         if agent:
@@ -191,7 +228,8 @@ class AgentStore:
             params.append(task_type)
         rows = self._exec(
             "SELECT agent, task_type, COUNT(*), SUM(success), AVG(cost_usd), AVG(latency_s), AVG(tokens)"
-            " FROM performance" + (" WHERE " + " AND ".join(where) if where else "")
+            " FROM performance"
+            + (" WHERE " + " AND ".join(where) if where else "")
             + " GROUP BY agent, task_type ORDER BY agent, task_type",
             tuple(params),
         )
@@ -210,7 +248,10 @@ class AgentStore:
         if not candidates:
             return None
         if by == "success":
-            return min(candidates, key=lambda s: (-s.success_rate, s.avg_cost_usd, s.avg_latency_s, s.agent))
+            return min(
+                candidates,
+                key=lambda s: (-s.success_rate, s.avg_cost_usd, s.avg_latency_s, s.agent),
+            )
         if any(s.successes for s in candidates):
             candidates = [s for s in candidates if s.successes]
         field = "avg_cost_usd" if by == "cost" else "avg_latency_s"
@@ -224,8 +265,20 @@ class AgentStore:
         )
 
     def update_run(self, run_id: str, **fields: Any) -> None:
-        allowed = {"topology", "reason", "task_type", "status", "answer", "stop_reason", "finished_at",
-                   "prompt_tokens", "completion_tokens", "cost_usd", "latency_s", "meta"}
+        allowed = {
+            "topology",
+            "reason",
+            "task_type",
+            "status",
+            "answer",
+            "stop_reason",
+            "finished_at",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "latency_s",
+            "meta",
+        }
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown run fields {sorted(unknown)}")
@@ -234,16 +287,27 @@ class AgentStore:
         cols = ", ".join(f"{k} = ?" for k in fields)
         self._exec(f"UPDATE runs SET {cols} WHERE id = ?", (*fields.values(), run_id))
 
-    def add_event(self, run_id: str, seq: int, kind: str, agent: str | None, data: dict[str, Any]) -> None:
+    def add_event(
+        self, run_id: str, seq: int, kind: str, agent: str | None, data: dict[str, Any]
+    ) -> None:
         self._exec(
             "INSERT INTO run_events (run_id, seq, ts, kind, agent, data) VALUES (?,?,?,?,?,?)",
-            (run_id, seq, now_iso(), kind, agent, json.dumps(data, default=str, ensure_ascii=False)),
+            (
+                run_id,
+                seq,
+                now_iso(),
+                kind,
+                agent,
+                json.dumps(data, default=str, ensure_ascii=False),
+            ),
         )
 
     def run(self, run_id: str) -> dict[str, Any]:
         rows = self._exec("SELECT * FROM runs WHERE id = ?", (run_id,))
         if not rows:
-            raise NotFoundError("run", run_id, hint="See the recorded runs with: toolforge runs list")
+            raise NotFoundError(
+                "run", run_id, hint="See the recorded runs with: toolforge runs list"
+            )
         return _run_dict(rows[0])
 
     def runs(self, *, limit: int = 50) -> builtins.list[dict[str, Any]]:
@@ -253,9 +317,12 @@ class AgentStore:
     def events(self, run_id: str) -> builtins.list[dict[str, Any]]:
         self.run(run_id)  # unknown ids fail with NotFoundError
         rows = self._exec(
-            "SELECT seq, ts, kind, agent, data FROM run_events WHERE run_id = ? ORDER BY seq", (run_id,)
+            "SELECT seq, ts, kind, agent, data FROM run_events WHERE run_id = ? ORDER BY seq",
+            (run_id,),
         )
-        return [{"seq": r[0], "ts": r[1], "kind": r[2], "agent": r[3], **json.loads(r[4])} for r in rows]
+        return [
+            {"seq": r[0], "ts": r[1], "kind": r[2], "agent": r[3], **json.loads(r[4])} for r in rows
+        ]
 
     def export_run(self, run_id: str) -> dict[str, Any]:
         """The run and its full trace as one JSON-serialisable document."""

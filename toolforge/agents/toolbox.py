@@ -42,7 +42,11 @@ META_TOOLS: dict[str, dict[str, Any]] = {
         "parameters": {
             "type": "object",
             "properties": {
-                "requirement": {"type": "string", "minLength": 1, "description": "What the tool must do, with inputs and output."},
+                "requirement": {
+                    "type": "string",
+                    "minLength": 1,
+                    "description": "What the tool must do, with inputs and output.",
+                },
                 "language": {"type": "string", "enum": LANGUAGES, "default": "python"},
             },
             "required": ["requirement"],
@@ -53,7 +57,13 @@ META_TOOLS: dict[str, dict[str, Any]] = {
         "description": "Search the registered tools by words in their name or description.",
         "parameters": {
             "type": "object",
-            "properties": {"query": {"type": "string", "default": "", "description": "Words to look for; empty lists all."}},
+            "properties": {
+                "query": {
+                    "type": "string",
+                    "default": "",
+                    "description": "Words to look for; empty lists all.",
+                }
+            },
             "additionalProperties": False,
         },
     },
@@ -75,7 +85,11 @@ META_TOOLS: dict[str, dict[str, Any]] = {
             "type": "object",
             "properties": {
                 "job_id": {"type": "string"},
-                "wait": {"type": "boolean", "default": False, "description": "Wait for the job to finish."},
+                "wait": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "Wait for the job to finish.",
+                },
             },
             "required": ["job_id"],
             "additionalProperties": False,
@@ -102,8 +116,13 @@ class ToolOutcome:
 def _outcome(ok: bool, payload: dict[str, Any], started: float) -> ToolOutcome:
     text = json.dumps(payload, default=str, ensure_ascii=False)
     if len(text) > MAX_RESULT_CHARS:
-        text = text[:MAX_RESULT_CHARS] + f"… [truncated, {len(text) - MAX_RESULT_CHARS} more characters]"
-    return ToolOutcome(ok, text, payload.get("result", payload.get("error")), time.monotonic() - started)
+        text = (
+            text[:MAX_RESULT_CHARS]
+            + f"… [truncated, {len(text) - MAX_RESULT_CHARS} more characters]"
+        )
+    return ToolOutcome(
+        ok, text, payload.get("result", payload.get("error")), time.monotonic() - started
+    )
 
 
 class Toolbox:
@@ -113,7 +132,7 @@ class Toolbox:
         self.forge = forge
         self.spec = spec
         self.model = model
-        self._tools: dict[str, ToolRecord] = {}   # function name → record
+        self._tools: dict[str, ToolRecord] = {}  # function name → record
         self._meta: dict[str, dict[str, Any]] = {}
         self._memory_names: set[str] = set()
         for record in self._allowed_records():
@@ -169,7 +188,9 @@ class Toolbox:
         lines = []
         for d in self.definitions():
             f = d["function"]
-            lines.append(f"- {f['name']}: {f['description']}\n  arguments (JSON Schema): {json.dumps(f['parameters'])}")
+            lines.append(
+                f"- {f['name']}: {f['description']}\n  arguments (JSON Schema): {json.dumps(f['parameters'])}"
+            )
         return "\n".join(lines) or "(no tools)"
 
     def resolve(self, name: str) -> str | None:
@@ -183,18 +204,36 @@ class Toolbox:
         return fn if fn in self._tools or fn in self._meta else None
 
     # -- calling -------------------------------------------------------------------------
-    def call(self, name: str, arguments: dict[str, Any] | str, *, timeout_s: float | None = None) -> ToolOutcome:
+    def call(
+        self, name: str, arguments: dict[str, Any] | str, *, timeout_s: float | None = None
+    ) -> ToolOutcome:
         started = time.monotonic()
         fn = self.resolve(name)
         if fn is None:
-            return _outcome(False, {"ok": False, "error": f"Unknown tool {name!r}. Available: {', '.join(self.names())}"}, started)
+            return _outcome(
+                False,
+                {
+                    "ok": False,
+                    "error": f"Unknown tool {name!r}. Available: {', '.join(self.names())}",
+                },
+                started,
+            )
         if isinstance(arguments, str):
             try:
                 arguments = json.loads(arguments) if arguments.strip() else {}
             except json.JSONDecodeError as e:
-                return _outcome(False, {"ok": False, "error": f"Arguments are not valid JSON ({e.msg}); send a JSON object."}, started)
+                return _outcome(
+                    False,
+                    {
+                        "ok": False,
+                        "error": f"Arguments are not valid JSON ({e.msg}); send a JSON object.",
+                    },
+                    started,
+                )
         if not isinstance(arguments, dict):
-            return _outcome(False, {"ok": False, "error": "Arguments must be a JSON object."}, started)
+            return _outcome(
+                False, {"ok": False, "error": "Arguments must be a JSON object."}, started
+            )
         try:
             if fn in self._tools:
                 return self._call_registered(self._tools[fn], arguments, timeout_s, started)
@@ -204,21 +243,31 @@ class Toolbox:
         except ToolforgeError as e:
             return _outcome(False, {"ok": False, "error": str(e)}, started)
 
-    def _call_registered(self, record: ToolRecord, args: dict[str, Any], timeout_s: float | None, started: float) -> ToolOutcome:
+    def _call_registered(
+        self, record: ToolRecord, args: dict[str, Any], timeout_s: float | None, started: float
+    ) -> ToolOutcome:
         args = validate_args(record.spec, args)  # ArgumentError → an error result for the model
         limit = record.spec.limits.timeout_s
-        result = self.forge.sandbox.call(record.bundle, args, timeout_s=min(limit, timeout_s) if timeout_s else None)
+        result = self.forge.sandbox.call(
+            record.bundle, args, timeout_s=min(limit, timeout_s) if timeout_s else None
+        )
         if result.ok:
             payload: dict[str, Any] = {"ok": True, "result": result.result}
         else:
             error = result.error or {}
             message = error.get("message") or result.status.value
-            payload = {"ok": False, "error": f"{error.get('type', result.status.value)}: {message}", "status": result.status.value}
+            payload = {
+                "ok": False,
+                "error": f"{error.get('type', result.status.value)}: {message}",
+                "status": result.status.value,
+            }
         if result.stdout.strip():
             payload["stdout"] = result.stdout[-2000:]
         return _outcome(result.ok, payload, started)
 
-    def _call_meta(self, name: str, args: dict[str, Any], timeout_s: float | None, started: float) -> ToolOutcome:
+    def _call_meta(
+        self, name: str, args: dict[str, Any], timeout_s: float | None, started: float
+    ) -> ToolOutcome:
         schema = self._meta[name]["parameters"]
         validate_args(cast("ToolSpec", SimpleNamespace(name=name, parameters=schema)), args)
         if name in self._memory_names:
@@ -236,15 +285,22 @@ class Toolbox:
         result = self.forge.generate(requirement, language=language, model=self.model)
         record = result.record
         fn = self._add_record(record)
-        return {"tool": fn, "description": record.spec.description, "parameters": record.spec.parameters,
-                "note": f"{fn} is now callable."}
+        return {
+            "tool": fn,
+            "description": record.spec.description,
+            "parameters": record.spec.parameters,
+            "note": f"{fn} is now callable.",
+        }
 
     def _meta_list_tools(self, query: str = "") -> list[dict[str, Any]]:
         callable_names = {r.name: fn for fn, r in self._tools.items()}
         found: list[ToolRecord] = list(islice(self.forge.registry.search(query), 25))
         return [
-            {"name": callable_names.get(r.name, r.name), "description": r.spec.description,
-             "callable": r.name in callable_names}
+            {
+                "name": callable_names.get(r.name, r.name),
+                "description": r.spec.description,
+                "callable": r.name in callable_names,
+            }
             for r in found
         ]
 
@@ -258,10 +314,14 @@ class Toolbox:
 
     def _meta_submit_job(self, tool: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         record = self._job_tool(tool)
-        handle = self.forge.submit(f"{record.name}@{record.version}", validate_args(record.spec, args or {}))
+        handle = self.forge.submit(
+            f"{record.name}@{record.version}", validate_args(record.spec, args or {})
+        )
         return {"job_id": handle.id, "status": str(_value(handle.status()))}
 
-    def _meta_job_status(self, job_id: str, wait: bool = False, *, timeout_s: float | None = None) -> dict[str, Any]:
+    def _meta_job_status(
+        self, job_id: str, wait: bool = False, *, timeout_s: float | None = None
+    ) -> dict[str, Any]:
         from toolforge.errors import JobWaitTimeout
 
         handle = self.forge.job(job_id)
@@ -280,7 +340,10 @@ def _value(status: Any) -> Any:
 
 
 def _function(name: str, description: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description, "parameters": parameters},
+    }
 
 
 def _memory_definitions() -> list[dict[str, Any]]:

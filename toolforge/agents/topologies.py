@@ -38,7 +38,9 @@ def choose(coord: Coordinator, request: SolveRequest) -> tuple[str, str]:
     if request.strategies is not None:
         return "horizontal", "strategies were given"
     coord.progress("choosing a topology")
-    choice = coord.ask("choose_topology", prompts.CHOOSE_TOPOLOGY, request.task, prompts.TopologyChoice)
+    choice = coord.ask(
+        "choose_topology", prompts.CHOOSE_TOPOLOGY, request.task, prompts.TopologyChoice
+    )
     assert coord.tracer is not None
     coord.tracer.event("plan", topology=choice.topology, reason=choice.reason)
     return choice.topology, choice.reason.strip()
@@ -61,7 +63,9 @@ def plan_steps(coord: Coordinator, task: str, given: list[str] | None) -> list[p
         plan = coord.ask("decompose", prompts.DECOMPOSE, task, prompts.Plan)
         return plan.subtasks
     listing = "\n".join(f"{i}. {s}" for i, s in enumerate(given, 1))
-    plan = coord.ask("assign_agents", prompts.ASSIGN.format(steps=listing), f"Overall task: {task}", prompts.Plan)
+    plan = coord.ask(
+        "assign_agents", prompts.ASSIGN.format(steps=listing), f"Overall task: {task}", prompts.Plan
+    )
     steps = list(plan.subtasks)[: len(given)]
     while len(steps) < len(given):  # the model listed fewer: the rest get a generic specialist
         steps.append(prompts.PlanStep(task=given[len(steps)], role="You are a careful specialist."))
@@ -71,7 +75,9 @@ def plan_steps(coord: Coordinator, task: str, given: list[str] | None) -> list[p
 def step_agent(coord: Coordinator, step: prompts.PlanStep, index: int) -> tuple[AgentSpec, str]:
     """A registered agent for the step's task type, else the specialist from the plan."""
     generated = AgentSpec(
-        name=agent_name(step.agent_name), description=step.task[:200], role=step.role,
+        name=agent_name(step.agent_name),
+        description=step.task[:200],
+        role=step.role,
         task_types=[step.task_type],
     )
     if coord.request is not None and coord.request.agent:
@@ -93,14 +99,22 @@ def run_vertical(coord: Coordinator, result: SolveResult) -> None:
     steps = plan_steps(coord, result.task, coord.request.subtasks)
     done: list[tuple[str, AgentResult]] = []
     picks = [step_agent(coord, step, i) for i, step in enumerate(steps, 1)]
-    coord.tracer.event("plan", topology="vertical", subtasks=[
-        {"task": s.task, "task_type": s.task_type, "agent": spec.name, "why": why}
-        for s, (spec, why) in zip(steps, picks, strict=True)
-    ])
+    coord.tracer.event(
+        "plan",
+        topology="vertical",
+        subtasks=[
+            {"task": s.task, "task_type": s.task_type, "agent": spec.name, "why": why}
+            for s, (spec, why) in zip(steps, picks, strict=True)
+        ],
+    )
     for i, (step, (spec, _)) in enumerate(zip(steps, picks, strict=True), 1):
         agent = coord.run_agent(
-            spec, step.task, task_type=slug_label(step.task_type) or "general", task_id=f"{result.run_id}/{i}",
-            context=previous_results(result.task, done), label=f"{spec.name}#{i}",
+            spec,
+            step.task,
+            task_type=slug_label(step.task_type) or "general",
+            task_id=f"{result.run_id}/{i}",
+            context=previous_results(result.task, done),
+            label=f"{spec.name}#{i}",
         )
         result.agents.append(agent)
         done.append((step.task, agent))
@@ -108,8 +122,11 @@ def run_vertical(coord: Coordinator, result: SolveResult) -> None:
             _settle(result, agent.answer, result.agents)
             return
     coord.progress("integrating the results")
-    answer = coord.write("integrate", prompts.INTEGRATE, previous_results(result.task, done)
-                         + "\n\nWrite the final answer to the overall task.")
+    answer = coord.write(
+        "integrate",
+        prompts.INTEGRATE,
+        previous_results(result.task, done) + "\n\nWrite the final answer to the overall task.",
+    )
     _settle(result, answer, result.agents)
 
 
@@ -120,17 +137,34 @@ def run_horizontal(coord: Coordinator, result: SolveResult) -> None:
     strategies = request.strategies
     if strategies is None:
         coord.progress("proposing strategies")
-        strategies = coord.ask("propose_strategies", prompts.PROPOSE_STRATEGIES.format(n=3), result.task,
-                               prompts.Strategies).strategies
+        strategies = coord.ask(
+            "propose_strategies",
+            prompts.PROPOSE_STRATEGIES.format(n=3),
+            result.task,
+            prompts.Strategies,
+        ).strategies
     base, why = coord.base_agent(result.task_type)
-    coord.tracer.event("plan", topology="horizontal", agent=base.name, why=why, strategies=strategies,
-                       merge=request.merge)
-    members = [base.model_copy(update={"role": base.role + prompts.STRATEGY_ROLE.format(strategy=s)})
-               for s in strategies]
+    coord.tracer.event(
+        "plan",
+        topology="horizontal",
+        agent=base.name,
+        why=why,
+        strategies=strategies,
+        merge=request.merge,
+    )
+    members = [
+        base.model_copy(update={"role": base.role + prompts.STRATEGY_ROLE.format(strategy=s)})
+        for s in strategies
+    ]
 
     def run(i: int) -> AgentResult:
-        return coord.run_agent(members[i], result.task, task_type=result.task_type,
-                               task_id=f"{result.run_id}/m{i + 1}", label=f"{base.name}#{i + 1}")
+        return coord.run_agent(
+            members[i],
+            result.task,
+            task_type=result.task_type,
+            task_id=f"{result.run_id}/m{i + 1}",
+            label=f"{base.name}#{i + 1}",
+        )
 
     with ThreadPoolExecutor(max_workers=len(members), thread_name_prefix="agent") as pool:
         result.agents.extend(pool.map(run, range(len(members))))
@@ -156,12 +190,16 @@ def normalise(answer: str) -> str:
 def merge_majority(coord: Coordinator, task: str, answered: Answered) -> tuple[str, dict[str, Any]]:
     votes = Counter(normalise(a.answer) for _, a in answered)
     best = max(votes.values())
-    winner = next(i for i, a in answered if votes[normalise(a.answer)] == best)  # earliest among the top
+    winner = next(
+        i for i, a in answered if votes[normalise(a.answer)] == best
+    )  # earliest among the top
     chosen = dict(answered)[winner]
     return chosen.answer, {"chosen": winner, "votes": {k: v for k, v in votes.most_common()}}
 
 
-def merge_best_score(coord: Coordinator, task: str, answered: Answered) -> tuple[str, dict[str, Any]]:
+def merge_best_score(
+    coord: Coordinator, task: str, answered: Answered
+) -> tuple[str, dict[str, Any]]:
     if len(answered) == 1:
         return answered[0][1].answer, {"chosen": answered[0][0], "scores": {}}
     candidates = "\n\n".join(f"Candidate {i}:\n{a.answer}" for i, a in answered)
@@ -169,12 +207,15 @@ def merge_best_score(coord: Coordinator, task: str, answered: Answered) -> tuple
     scores = {s.member: s.score for s in reply.scores if s.member in dict(answered)}
     winner = max((i for i, _ in answered), key=lambda i: (scores.get(i, 0.0), -i))
     return dict(answered)[winner].answer, {
-        "chosen": winner, "scores": {str(i): scores.get(i, 0.0) for i, _ in answered},
+        "chosen": winner,
+        "scores": {str(i): scores.get(i, 0.0) for i, _ in answered},
         "reasons": {str(s.member): s.reason for s in reply.scores},
     }
 
 
-def merge_consensus(coord: Coordinator, task: str, answered: Answered) -> tuple[str, dict[str, Any]]:
+def merge_consensus(
+    coord: Coordinator, task: str, answered: Answered
+) -> tuple[str, dict[str, Any]]:
     if len(answered) == 1:
         return answered[0][1].answer, {"chosen": answered[0][0]}
     answers = "\n\n".join(f"Answer {i}:\n{a.answer}" for i, a in answered)

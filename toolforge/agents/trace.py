@@ -56,10 +56,15 @@ class Tracer:
         with self._lock:
             self.usage = self.usage + completion.usage
         self.event(
-            "model_call", agent, purpose=purpose,
+            "model_call",
+            agent,
+            purpose=purpose,
             input=[_clip_message(m) for m in new_messages],
             output=clip(completion.text or ""),
-            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in completion.tool_calls],
+            tool_calls=[
+                {"id": c.id, "name": c.name, "arguments": c.arguments}
+                for c in completion.tool_calls
+            ],
             model=completion.model,
             prompt_tokens=completion.usage.prompt_tokens,
             completion_tokens=completion.usage.completion_tokens,
@@ -68,7 +73,12 @@ class Tracer:
         )
 
     def structured_call(
-        self, agent: str | None, purpose: str, messages: list[Message], structured: Any, latency_s: float
+        self,
+        agent: str | None,
+        purpose: str,
+        messages: list[Message],
+        structured: Any,
+        latency_s: float,
     ) -> None:
         """Record a call made through ``ask_structured`` (value, attempts, usage, raw)."""
         usage: Usage = structured.usage
@@ -76,13 +86,17 @@ class Tracer:
             self.usage = self.usage + usage
         value = structured.value
         self.event(
-            "model_call", agent, purpose=purpose,
+            "model_call",
+            agent,
+            purpose=purpose,
             input=[_clip_message(m) for m in messages],
             output=clip(str(structured.raw or "")),
             parsed=value.model_dump(mode="json") if hasattr(value, "model_dump") else value,
             attempts=structured.attempts,
-            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-            cost_usd=usage.cost_usd, latency_ms=round(latency_s * 1000, 3),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost_usd=usage.cost_usd,
+            latency_ms=round(latency_s * 1000, 3),
         )
 
 

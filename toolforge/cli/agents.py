@@ -16,8 +16,12 @@ from rich.markup import escape
 from toolforge.cli.render import console, err_console, forge, print_json, success, table
 from toolforge.errors import BudgetExceeded, ToolforgeError
 
-agents_app = typer.Typer(help="Agents: generate, list, show, remove, stats, recommend.", no_args_is_help=True)
-runs_app = typer.Typer(help="Recorded solve runs and their traces: list, show, export.", no_args_is_help=True)
+agents_app = typer.Typer(
+    help="Agents: generate, list, show, remove, stats, recommend.", no_args_is_help=True
+)
+runs_app = typer.Typer(
+    help="Recorded solve runs and their traces: list, show, export.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -30,8 +34,12 @@ def register(app: typer.Typer) -> None:
 @agents_app.command("generate")
 def generate(
     task: str = typer.Argument(..., help="The kind of task the agent should specialise in."),
-    name: str | None = typer.Option(None, "--name", help="The agent's name (default: the model's choice)."),
-    model: str | None = typer.Option(None, "--model", help="litellm model string (default: the configured model)."),
+    name: str | None = typer.Option(
+        None, "--name", help="The agent's name (default: the model's choice)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="litellm model string (default: the configured model)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the spec as JSON."),
 ) -> None:
     """Have the model design an agent for TASK and register it."""
@@ -50,12 +58,22 @@ def list_agents(json_out: bool = typer.Option(False, "--json", help="Print JSON.
     with forge() as f:
         specs = f.agents.list()
         if json_out:
-            print_json([{**s.model_dump(mode="json"), "versions": f.agents.versions(s.name)} for s in specs])
+            print_json(
+                [
+                    {**s.model_dump(mode="json"), "versions": f.agents.versions(s.name)}
+                    for s in specs
+                ]
+            )
             return
         if not specs:
-            console().print('No agents registered yet. Create one with: toolforge agents generate "TASK"')
+            console().print(
+                'No agents registered yet. Create one with: toolforge agents generate "TASK"'
+            )
             return
-        rows = [[s.name, s.version, _tools(s.tools), ", ".join(s.task_types), s.description] for s in specs]
+        rows = [
+            [s.name, s.version, _tools(s.tools), ", ".join(s.task_types), s.description]
+            for s in specs
+        ]
         table(["name", "version", "tools", "task types", "description"], rows)
 
 
@@ -69,14 +87,24 @@ def show(
         spec = f.agents.get(ref)
         stats = [s.to_json() for s in f.agents.stats(agent=spec.name)]
         if json_out:
-            print_json({**spec.model_dump(mode="json"), "versions": f.agents.versions(spec.name), "stats": stats})
+            print_json(
+                {
+                    **spec.model_dump(mode="json"),
+                    "versions": f.agents.versions(spec.name),
+                    "stats": stats,
+                }
+            )
             return
         out = console()
         out.print(f"[bold]{escape(spec.name)}[/]@{spec.version} — {escape(spec.description)}")
-        out.print(f"tools: {escape(_tools(spec.tools))}    model: {spec.model or '(run default)'}    "
-                  f"temperature: {spec.temperature if spec.temperature is not None else '(default)'}")
-        out.print(f"budget: {spec.max_steps} steps, {spec.max_tokens or 'unlimited'} tokens, "
-                  f"{f'{spec.max_seconds:g}s' if spec.max_seconds else 'no time limit'}")
+        out.print(
+            f"tools: {escape(_tools(spec.tools))}    model: {spec.model or '(run default)'}    "
+            f"temperature: {spec.temperature if spec.temperature is not None else '(default)'}"
+        )
+        out.print(
+            f"budget: {spec.max_steps} steps, {spec.max_tokens or 'unlimited'} tokens, "
+            f"{f'{spec.max_seconds:g}s' if spec.max_seconds else 'no time limit'}"
+        )
         out.print(f"task types: {escape(', '.join(spec.task_types) or '-')}")
         out.print(f"role:\n{escape(spec.role)}")
         if stats:
@@ -126,7 +154,11 @@ def recommend(
         if best is None:
             from toolforge.errors import NotFoundError
 
-            raise NotFoundError("task type", task_type, hint="No agent has run on it yet; see: toolforge agents stats")
+            raise NotFoundError(
+                "task type",
+                task_type,
+                hint="No agent has run on it yet; see: toolforge agents stats",
+            )
         if json_out:
             print_json({**best.to_json(), "by": by})
             return
@@ -141,49 +173,88 @@ def _tools(tools: Any) -> str:
 
 
 def _stats_table(rows: list[dict[str, Any]]) -> None:
-    table(["agent", "task type", "runs", "success", "avg cost $", "avg latency s", "avg tokens"], [
-        [r["agent"], r["task_type"], r["runs"], f"{r['success_rate']:.0%}", f"{r['avg_cost_usd']:.6f}",
-         f"{r['avg_latency_s']:.2f}", f"{r['avg_tokens']:.0f}"] for r in rows
-    ])
+    table(
+        ["agent", "task type", "runs", "success", "avg cost $", "avg latency s", "avg tokens"],
+        [
+            [
+                r["agent"],
+                r["task_type"],
+                r["runs"],
+                f"{r['success_rate']:.0%}",
+                f"{r['avg_cost_usd']:.6f}",
+                f"{r['avg_latency_s']:.2f}",
+                f"{r['avg_tokens']:.0f}",
+            ]
+            for r in rows
+        ],
+    )
 
 
 # -- solve -----------------------------------------------------------------------------------
 def solve(
     task: str = typer.Argument(..., help="What to do, in plain words."),
-    topology: str = typer.Option("auto", "--topology", "-t", help="single | vertical | horizontal | auto"),
-    model: str | None = typer.Option(None, "--model", help="litellm model string (default: the configured model)."),
-    subtasks: str | None = typer.Option(None, "--subtasks", help="Vertical: the ordered steps, separated by ';'."),
-    strategies: str | None = typer.Option(None, "--strategies", help="Horizontal: the approaches, separated by ','."),
-    merge: str = typer.Option("consensus", "--merge", help="Horizontal: consensus | majority_vote | best_score"),
-    agent: str | None = typer.Option(None, "--agent", help="Use this registered agent instead of the recommendation."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Model turns per agent (default: the agent's)."),
+    topology: str = typer.Option(
+        "auto", "--topology", "-t", help="single | vertical | horizontal | auto"
+    ),
+    model: str | None = typer.Option(
+        None, "--model", help="litellm model string (default: the configured model)."
+    ),
+    subtasks: str | None = typer.Option(
+        None, "--subtasks", help="Vertical: the ordered steps, separated by ';'."
+    ),
+    strategies: str | None = typer.Option(
+        None, "--strategies", help="Horizontal: the approaches, separated by ','."
+    ),
+    merge: str = typer.Option(
+        "consensus", "--merge", help="Horizontal: consensus | majority_vote | best_score"
+    ),
+    agent: str | None = typer.Option(
+        None, "--agent", help="Use this registered agent instead of the recommendation."
+    ),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="Model turns per agent (default: the agent's)."
+    ),
     max_tokens: int | None = typer.Option(None, "--max-tokens", help="Token budget per agent."),
-    max_seconds: float | None = typer.Option(None, "--max-seconds", help="Wall-time budget per agent."),
+    max_seconds: float | None = typer.Option(
+        None, "--max-seconds", help="Wall-time budget per agent."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Solve TASK with agents that call the registered tools (and can create new ones)."""
     with forge() as f, err_console().status("starting…") as status:
         result = f.solve(
-            task, topology=topology, model=model, merge=merge, agent=agent,
+            task,
+            topology=topology,
+            model=model,
+            merge=merge,
+            agent=agent,
             subtasks=subtasks.split(";") if subtasks is not None else None,
             strategies=strategies.split(",") if strategies is not None else None,
-            max_steps=max_steps, max_tokens=max_tokens, max_seconds=max_seconds,
+            max_steps=max_steps,
+            max_tokens=max_tokens,
+            max_seconds=max_seconds,
             progress=lambda message: status.update(escape(message)),
         )
     if json_out:
         print_json(result.to_json())
     else:
         out = console()
-        out.print(f"[dim]run {result.run_id} · {result.topology} ({escape(result.reason)}) · task type "
-                  f"{escape(result.task_type)} · {len(result.agents)} agent(s) · "
-                  f"{result.usage.total_tokens} tokens · {result.latency_s:.1f}s[/]")
+        out.print(
+            f"[dim]run {result.run_id} · {result.topology} ({escape(result.reason)}) · task type "
+            f"{escape(result.task_type)} · {len(result.agents)} agent(s) · "
+            f"{result.usage.total_tokens} tokens · {result.latency_s:.1f}s[/]"
+        )
         out.print(escape(result.answer) if result.answer else "[dim](no answer)[/]")
     if result.status == "stopped":
-        raise BudgetExceeded(f"The run stopped early: {result.stop_reason}",
-                             hint=f"See the trace with: toolforge runs show {result.run_id}")
+        raise BudgetExceeded(
+            f"The run stopped early: {result.stop_reason}",
+            hint=f"See the trace with: toolforge runs show {result.run_id}",
+        )
     if result.status != "ok":
-        raise ToolforgeError(f"The run failed: {result.stop_reason}",
-                             hint=f"See the trace with: toolforge runs show {result.run_id}")
+        raise ToolforgeError(
+            f"The run failed: {result.stop_reason}",
+            hint=f"See the trace with: toolforge runs show {result.run_id}",
+        )
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -201,16 +272,30 @@ def list_runs(
         if not runs:
             console().print('No runs recorded yet. Start one with: toolforge solve "TASK"')
             return
-        table(["id", "started", "topology", "task type", "status", "tokens", "latency s", "task"], [
-            [r["id"], r["started_at"][:19], r["topology"], r["task_type"], r["status"],
-             r["prompt_tokens"] + r["completion_tokens"], f"{r['latency_s']:.1f}", r["task"][:60]] for r in runs
-        ])
+        table(
+            ["id", "started", "topology", "task type", "status", "tokens", "latency s", "task"],
+            [
+                [
+                    r["id"],
+                    r["started_at"][:19],
+                    r["topology"],
+                    r["task_type"],
+                    r["status"],
+                    r["prompt_tokens"] + r["completion_tokens"],
+                    f"{r['latency_s']:.1f}",
+                    r["task"][:60],
+                ]
+                for r in runs
+            ],
+        )
 
 
 @runs_app.command("show")
 def show_run(
     run_id: str = typer.Argument(..., help="A run id (see: toolforge runs list)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the run and its whole trace as JSON."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print the run and its whole trace as JSON."
+    ),
 ) -> None:
     """Show a run and its trace: every model call, tool call and result."""
     with forge() as f:
@@ -219,12 +304,16 @@ def show_run(
         print_json(data)
         return
     out = console()
-    out.print(f"[bold]{data['id']}[/] {data['status']} · {data['topology']} ({escape(data['reason'] or '')}) · "
-              f"task type {escape(data['task_type'] or '-')} · {data['prompt_tokens'] + data['completion_tokens']} "
-              f"tokens · ${data['cost_usd']:.6f} · {data['latency_s']:.2f}s")
+    out.print(
+        f"[bold]{data['id']}[/] {data['status']} · {data['topology']} ({escape(data['reason'] or '')}) · "
+        f"task type {escape(data['task_type'] or '-')} · {data['prompt_tokens'] + data['completion_tokens']} "
+        f"tokens · ${data['cost_usd']:.6f} · {data['latency_s']:.2f}s"
+    )
     out.print(f"task: {escape(data['task'])}")
     for e in data["events"]:
-        out.print(f"{e['seq']:>4} {escape(e['agent'] or 'coordinator'):<18} {e['kind']:<12} {escape(_event_line(e))}")
+        out.print(
+            f"{e['seq']:>4} {escape(e['agent'] or 'coordinator'):<18} {e['kind']:<12} {escape(_event_line(e))}"
+        )
     out.print(f"answer: {escape(data['answer'] or '')}")
 
 
@@ -233,14 +322,18 @@ def _event_line(e: dict[str, Any]) -> str:
     if kind == "model_call":
         calls = ", ".join(c["name"] for c in e.get("tool_calls", []))
         what = f"→ {calls}" if calls else (e.get("output") or "").replace("\n", " ")[:80]
-        return f"[{e.get('purpose')}] {e.get('prompt_tokens', 0)}+{e.get('completion_tokens', 0)} tok " \
-               f"{e.get('latency_ms', 0):.0f}ms {what}"
+        return (
+            f"[{e.get('purpose')}] {e.get('prompt_tokens', 0)}+{e.get('completion_tokens', 0)} tok "
+            f"{e.get('latency_ms', 0):.0f}ms {what}"
+        )
     if kind == "tool_call":
         return f"{e.get('tool')} {json.dumps(e.get('args'), default=str)[:100]}"
     if kind == "tool_result":
         return f"{e.get('tool')} {'ok' if e.get('ok') else 'ERROR'} {e.get('latency_ms', 0):.0f}ms {str(e.get('content'))[:100]}"
     skip = {"seq", "ts", "kind", "agent"}
-    return json.dumps({k: v for k, v in e.items() if k not in skip}, default=str, ensure_ascii=False)[:140]
+    return json.dumps(
+        {k: v for k, v in e.items() if k not in skip}, default=str, ensure_ascii=False
+    )[:140]
 
 
 @runs_app.command("export")
@@ -252,6 +345,8 @@ def export_run(
     with forge() as f:
         data = f.agents.export_run(run_id)
     tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(
+        json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     tmp.replace(dest)
     success(f"Exported run {run_id} ({len(data['events'])} events) to {dest}")

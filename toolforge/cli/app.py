@@ -22,16 +22,16 @@ app = typer.Typer(
 
 # Each module adds its commands / sub-groups through ``register(app)``.
 COMMAND_MODULES = [
-    "tools",      # add, list, show, remove, export
-    "calls",      # run, test
-    "generate",   # generate
-    "images",     # images build|list, gc
-    "state",      # state show|export|import|reset
-    "jobs",       # jobs …, worker …
-    "model",      # model status|start|stop
-    "agents",     # agents …, solve, runs …
-    "memory",     # memory …
-    "doctor",     # doctor
+    "tools",  # add, list, show, remove, export
+    "calls",  # run, test
+    "generate",  # generate
+    "images",  # images build|list, gc
+    "state",  # state show|export|import|reset
+    "jobs",  # jobs …, worker …
+    "model",  # model status|start|stop
+    "agents",  # agents …, solve, runs …
+    "memory",  # memory …
+    "doctor",  # doctor
 ]
 
 
@@ -43,7 +43,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
 ) -> None:
     """toolforge: describe a tool in plain words; get it built, tested in a sandbox, and registered."""
 
@@ -64,7 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     except ToolforgeError as e:
         if debug:
             raise
-        err_console().print(f"[bold red]Error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+        err_console().print(
+            f"[bold red]Error:[/] {e}", highlight=False, markup=True, soft_wrap=True
+        )
         code = e.exit_code
     except (KeyboardInterrupt, typer.Abort):
         if debug:

@@ -23,12 +23,24 @@ def register(app: typer.Typer) -> None:
 
 def run(
     ref: str = typer.Argument(..., help="NAME or NAME@VERSION"),
-    arg: list[str] = typer.Option([], "--arg", "-a", help="KEY=VALUE, typed by the tool's schema (repeatable)."),
-    input_: str | None = typer.Option(None, "--input", "-i", help="All arguments as a JSON object: JSON, @FILE, or - for stdin."),
-    state_ns: str | None = typer.Option(None, "--state-ns", help="State namespace (stateful tools): a separate /state."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Wall-time limit in seconds (default: the tool's)."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object: ok, status, result, error, duration_ms."),
-    async_: bool = typer.Option(False, "--async", help="Queue it as a background job: print the job id and return at once."),
+    arg: list[str] = typer.Option(
+        [], "--arg", "-a", help="KEY=VALUE, typed by the tool's schema (repeatable)."
+    ),
+    input_: str | None = typer.Option(
+        None, "--input", "-i", help="All arguments as a JSON object: JSON, @FILE, or - for stdin."
+    ),
+    state_ns: str | None = typer.Option(
+        None, "--state-ns", help="State namespace (stateful tools): a separate /state."
+    ),
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="Wall-time limit in seconds (default: the tool's)."
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print one JSON object: ok, status, result, error, duration_ms."
+    ),
+    async_: bool = typer.Option(
+        False, "--async", help="Queue it as a background job: print the job id and return at once."
+    ),
 ) -> None:
     """Call a tool in its sandbox. Exit 0 ok, 1 tool failure, 2 bad arguments, 4 time / memory limit."""
     from toolforge.forge import raise_for_result
@@ -42,8 +54,13 @@ def run(
 
             return run_async(f, ref, args, state_ns=state_ns, timeout_s=timeout, json_out=json_out)
         with err_console().status(f"Running {escape(record.name)}…", spinner="dots") as status:
-            result = f.call(ref, args, state_ns=state_ns, timeout_s=timeout,
-                            progress=lambda msg: status.update(escape(msg)))
+            result = f.call(
+                ref,
+                args,
+                state_ns=state_ns,
+                timeout_s=timeout,
+                progress=lambda msg: status.update(escape(msg)),
+            )
         if json_out:
             print_json(result.to_json())
             raise typer.Exit(EXIT_BY_STATUS[result.status.value])
@@ -69,9 +86,11 @@ def read_input(value: str | None) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"{source} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from e
+        raise UsageError(
+            f"{source} is not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})"
+        ) from e
     if not isinstance(data, dict):
-        raise UsageError(f"{source} must be a JSON object of arguments, e.g. {{\"text\": \"hi\"}}")
+        raise UsageError(f'{source} must be a JSON object of arguments, e.g. {{"text": "hi"}}')
     return data
 
 
@@ -103,11 +122,15 @@ def test(
         if json_out:
             print_json(report.model_dump(mode="json"))
         else:
-            rows = [[c.index + 1, c.kind, "✓" if c.passed else "✗", f"{c.duration_ms:.0f} ms", c.detail]
-                    for c in report.cases]
+            rows = [
+                [c.index + 1, c.kind, "✓" if c.passed else "✗", f"{c.duration_ms:.0f} ms", c.detail]
+                for c in report.cases
+            ]
             if rows:
                 table(["#", "kind", "ok", "time", "detail"], rows)
             mark = "[green]✓[/]" if report.passed else "[red]✗[/]"
-            console().print(f"{mark} {escape(report.tool)}@{report.version}: {report.summary} ({report.backend})")
+            console().print(
+                f"{mark} {escape(report.tool)}@{report.version}: {report.summary} ({report.backend})"
+            )
         if not report.passed:
             raise typer.Exit(1)

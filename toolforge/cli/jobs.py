@@ -16,12 +16,22 @@ from rich.markup import escape
 from toolforge.cli.render import console, err_console, forge, print_json, success, table
 from toolforge.errors import Interrupted, UsageError
 
-jobs_app = typer.Typer(help="Background jobs: list, status, wait, logs, cancel, retry, prune.", no_args_is_help=True)
-worker_app = typer.Typer(help="The worker that runs background jobs: run, start, stop, status.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Background jobs: list, status, wait, logs, cancel, retry, prune.", no_args_is_help=True
+)
+worker_app = typer.Typer(
+    help="The worker that runs background jobs: run, start, stop, status.", no_args_is_help=True
+)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-STATUS_STYLE = {"queued": "cyan", "running": "yellow", "succeeded": "green", "failed": "red",
-                "cancelled": "magenta", "timed_out": "red"}
+STATUS_STYLE = {
+    "queued": "cyan",
+    "running": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+    "timed_out": "red",
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -33,7 +43,9 @@ def parse_duration(text: str) -> float:
     """``"7d"`` → seconds; units s, m, h, d, w (a bare number is seconds)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
     if not match:
-        raise UsageError(f"Bad duration {text!r}", hint="Use a number and a unit: 45s, 30m, 12h, 7d, 2w.")
+        raise UsageError(
+            f"Bad duration {text!r}", hint="Use a number and a unit: 45s, 30m, 12h, 7d, 2w."
+        )
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
@@ -52,8 +64,14 @@ def _status(status: str) -> str:
 
 
 def run_async(
-    f: Any, ref: str, args: dict[str, Any], *, state_ns: str | None = None, timeout_s: float | None = None,
-    priority: int = 0, json_out: bool = False,
+    f: Any,
+    ref: str,
+    args: dict[str, Any],
+    *,
+    state_ns: str | None = None,
+    timeout_s: float | None = None,
+    priority: int = 0,
+    json_out: bool = False,
 ) -> None:
     """``toolforge run NAME --async``: queue the call, make sure a worker is alive, print the id, return.
 
@@ -73,7 +91,9 @@ def run_async(
 # -- jobs -----------------------------------------------------------------------------------
 @jobs_app.command("list")
 def list_jobs(
-    status: str | None = typer.Option(None, "--status", help="queued | running | succeeded | failed | cancelled | timed_out"),
+    status: str | None = typer.Option(
+        None, "--status", help="queued | running | succeeded | failed | cancelled | timed_out"
+    ),
     tool: str | None = typer.Option(None, "--tool", help="Only this tool's jobs."),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many, newest first."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -82,7 +102,9 @@ def list_jobs(
     from toolforge.jobs.models import JobStatus
 
     if status is not None and status not in JobStatus.__members__:
-        raise UsageError(f"Unknown status {status!r}", hint=f"Use one of: {', '.join(JobStatus.__members__)}")
+        raise UsageError(
+            f"Unknown status {status!r}", hint=f"Use one of: {', '.join(JobStatus.__members__)}"
+        )
     with forge() as f:
         jobs = f.jobs.list(status=JobStatus(status) if status else None, tool=tool, limit=limit)
         if json_out:
@@ -98,8 +120,15 @@ def list_jobs(
         for col in ("tool", "status", "attempts", "priority", "queued", "ran"):
             t.add_column(col)
         for j in jobs:
-            t.add_row(j.id, escape(f"{j.tool}@{j.version}"), _status(j.status.value), f"{j.attempts}/{j.max_attempts}",
-                      str(j.priority), _ago(j.queued_at), "" if j.duration_ms is None else f"{j.duration_ms / 1000:.2f}s")
+            t.add_row(
+                j.id,
+                escape(f"{j.tool}@{j.version}"),
+                _status(j.status.value),
+                f"{j.attempts}/{j.max_attempts}",
+                str(j.priority),
+                _ago(j.queued_at),
+                "" if j.duration_ms is None else f"{j.duration_ms / 1000:.2f}s",
+            )
         console().print(t)
 
 
@@ -116,15 +145,19 @@ def status(
             return
         out = console()
         data = job.to_json(output=False)
-        out.print(f"[bold]{job.id}[/]  {escape(job.tool)}@{job.version}  {_status(job.status.value)}"
-                  f"  attempt {job.attempts}/{job.max_attempts}  priority {job.priority}")
+        out.print(
+            f"[bold]{job.id}[/]  {escape(job.tool)}@{job.version}  {_status(job.status.value)}"
+            f"  attempt {job.attempts}/{job.max_attempts}  priority {job.priority}"
+        )
         for key in ("queued_at", "started_at", "finished_at", "worker"):
             if data[key]:
                 out.print(f"{key}: {data[key]}")
         if job.cancel_requested and not job.finished:
             out.print("cancel requested: the worker is killing the run")
         if job.error:
-            out.print(f"error: [red]{escape(str(job.error.get('type')))}: {escape(str(job.error.get('message')))}[/]")
+            out.print(
+                f"error: [red]{escape(str(job.error.get('type')))}: {escape(str(job.error.get('message')))}[/]"
+            )
         if job.status.value == "succeeded":
             print_json(job.result)
 
@@ -132,7 +165,9 @@ def status(
 @jobs_app.command("wait")
 def wait(
     job_id: str = typer.Argument(..., help="The job id."),
-    timeout: float | None = typer.Option(None, "--timeout", min=0, help="Give up waiting after S seconds (exit 124)."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0, help="Give up waiting after S seconds (exit 124)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the finished job as JSON."),
 ) -> None:
     """Wait for a job; print its result. Exit 0 succeeded, 1 failed, 4 timed_out, 5 cancelled, 124 still running."""
@@ -143,12 +178,17 @@ def wait(
         start = time.monotonic()
         try:
             with err_console().status(f"job {job_id}: waiting") as spinner:
+
                 def show(job: Any) -> None:
-                    spinner.update(f"job {job_id}: {job.status.value} · {time.monotonic() - start:.1f}s")
+                    spinner.update(
+                        f"job {job_id}: {job.status.value} · {time.monotonic() - start:.1f}s"
+                    )
 
                 job = handle.wait(timeout, on_poll=show)
         except KeyboardInterrupt:
-            raise Interrupted(f"Stopped waiting; job {job_id} goes on. Cancel it with: toolforge jobs cancel {job_id}") from None
+            raise Interrupted(
+                f"Stopped waiting; job {job_id} goes on. Cancel it with: toolforge jobs cancel {job_id}"
+            ) from None
         if json_out:
             print_json(job.to_json())
         if job.status.value == "succeeded":
@@ -165,7 +205,9 @@ def wait(
 @jobs_app.command("logs")
 def logs(
     job_id: str = typer.Argument(..., help="The job id."),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Stream the job's events until it finishes."),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Stream the job's events until it finishes."
+    ),
 ) -> None:
     """Show a job's life (queued, started, requeued, finished …) and its captured stdout / stderr."""
     with forge() as f:
@@ -200,7 +242,9 @@ def cancel(job_id: str = typer.Argument(..., help="The job id.")) -> None:
         if job.status.value == "cancelled":
             success(f"Cancelled job {job_id}")
         elif job.cancel_requested and not job.finished:
-            success(f"Cancelling job {job_id}: its worker is killing the run (see: toolforge jobs wait {job_id})")
+            success(
+                f"Cancelling job {job_id}: its worker is killing the run (see: toolforge jobs wait {job_id})"
+            )
         else:
             console().print(f"Job {job_id} already {job.status.value}; nothing to cancel")
 
@@ -215,7 +259,11 @@ def retry(job_id: str = typer.Argument(..., help="The job id.")) -> None:
 
 @jobs_app.command("prune")
 def prune(
-    older_than: str = typer.Option("7d", "--older-than", help="Delete finished jobs that ended before this long ago (45s, 30m, 12h, 7d, 2w)."),
+    older_than: str = typer.Option(
+        "7d",
+        "--older-than",
+        help="Delete finished jobs that ended before this long ago (45s, 30m, 12h, 7d, 2w).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Delete finished jobs (and their events) older than --older-than; queued and running jobs stay."""
@@ -231,7 +279,13 @@ def prune(
 # -- worker ---------------------------------------------------------------------------------
 @worker_app.command("run")
 def worker_run(
-    concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1, help="Jobs run at once (default: CPU count, at least 2)."),
+    concurrency: int | None = typer.Option(
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Jobs run at once (default: CPU count, at least 2).",
+    ),
 ) -> None:
     """Run a worker in the foreground (Ctrl-C: finish or requeue the running jobs, then stop)."""
     from toolforge.jobs.worker import run_worker
@@ -241,7 +295,9 @@ def worker_run(
 
 @worker_app.command("start")
 def worker_start(
-    concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1, help="Jobs run at once."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", min=1, help="Jobs run at once."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Start a worker in the background (no-op when one is alive); its pid and log live under TOOLFORGE_HOME."""
@@ -259,7 +315,9 @@ def worker_start(
 
 @worker_app.command("stop")
 def worker_stop(
-    timeout: float = typer.Option(30.0, "--timeout", min=0, help="Seconds to let running jobs finish before killing."),
+    timeout: float = typer.Option(
+        30.0, "--timeout", min=0, help="Seconds to let running jobs finish before killing."
+    ),
 ) -> None:
     """Stop the background worker; jobs it cannot finish in time go back to the queue."""
     from toolforge.jobs import daemon
@@ -284,9 +342,13 @@ def worker_status(json_out: bool = typer.Option(False, "--json", help="Print JSO
             return
         out = console()
         pid = data["daemon"]["pid"]
-        out.print(f"background worker: {'running, pid ' + str(pid) if pid else 'not running'}  (log: {data['daemon']['log']})")
+        out.print(
+            f"background worker: {'running, pid ' + str(pid) if pid else 'not running'}  (log: {data['daemon']['log']})"
+        )
         alive = [w for w in data["workers"] if w["alive"]]
         if alive:
-            table(["worker", "slots", "running", "started"],
-                  [[w["id"], w["concurrency"], len(w["running"]), w["started_at"]] for w in alive])
+            table(
+                ["worker", "slots", "running", "started"],
+                [[w["id"], w["concurrency"], len(w["running"]), w["started_at"]] for w in alive],
+            )
         out.print("jobs: " + ", ".join(f"{k} {v}" for k, v in data["jobs"].items()))

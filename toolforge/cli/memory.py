@@ -16,7 +16,9 @@ from toolforge.cli.render import console, forge, print_json, success
 from toolforge.errors import UsageError
 from toolforge.memory.models import Edge, GraphInfo, Hit, Node, Relation
 
-memory_app = typer.Typer(help="Graph memory: a knowledge graph agents read and write.", no_args_is_help=True)
+memory_app = typer.Typer(
+    help="Graph memory: a knowledge graph agents read and write.", no_args_is_help=True
+)
 
 GRAPH = typer.Option("default", "--graph", "-g", help="The graph (namespace) to use.")
 JSON = typer.Option(False, "--json", help="Print JSON.")
@@ -32,9 +34,11 @@ def _meta(text: str | None) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise UsageError(f"--meta is not valid JSON ({e.msg}); give an object such as '{{\"source\": \"docs\"}}'") from None
+        raise UsageError(
+            f'--meta is not valid JSON ({e.msg}); give an object such as \'{{"source": "docs"}}\''
+        ) from None
     if not isinstance(value, dict):
-        raise UsageError("--meta must be a JSON object, such as '{\"source\": \"docs\"}'")
+        raise UsageError('--meta must be a JSON object, such as \'{"source": "docs"}\'')
     return value
 
 
@@ -64,8 +68,11 @@ def hit_lines(rank: int, hit: Hit) -> list[str]:
     if hit.node.content:
         lines.append(f"   {_short(hit.node.content)}")
     if hit.relations:
-        lines.append("   " + "; ".join(relation_text(r) for r in hit.relations[:5])
-                     + (f"; … {len(hit.relations) - 5} more" if len(hit.relations) > 5 else ""))
+        lines.append(
+            "   "
+            + "; ".join(relation_text(r) for r in hit.relations[:5])
+            + (f"; … {len(hit.relations) - 5} more" if len(hit.relations) > 5 else "")
+        )
     return lines
 
 
@@ -83,12 +90,18 @@ def _edge_line(edge: Edge, src: str, dst: str) -> str:
 # -- queries ---------------------------------------------------------------------------------
 @memory_app.command("query")
 def query(
-    text: str = typer.Argument(..., help="Words (similarity), a glob or /regex/ (pattern), or a start node (traverse)."),
+    text: str = typer.Argument(
+        ..., help="Words (similarity), a glob or /regex/ (pattern), or a start node (traverse)."
+    ),
     mode: str = typer.Option("similarity", "--mode", "-m", help="similarity | pattern | traverse"),
     type: str | None = typer.Option(None, "--type", "-t", help="Only nodes of this type."),
-    limit: int | None = typer.Option(None, "--limit", "-n", help="At most this many results (default 10; traverse: all)."),
+    limit: int | None = typer.Option(
+        None, "--limit", "-n", help="At most this many results (default 10; traverse: all)."
+    ),
     radius: int = typer.Option(1, "--radius", "-r", help="traverse: hops from the start node."),
-    edge_type: list[str] = typer.Option([], "--edge-type", "-e", help="Only these edge types (repeatable)."),
+    edge_type: list[str] = typer.Option(
+        [], "--edge-type", "-e", help="Only these edge types (repeatable)."
+    ),
     direction: str = typer.Option("both", "--direction", "-d", help="traverse: out | in | both"),
     graph: str = GRAPH,
     json_out: bool = JSON,
@@ -96,7 +109,13 @@ def query(
     """Query the graph by similarity, pattern or traversal."""
     with forge() as f:
         hits = f.memory(graph, create=False).query(
-            text, mode, type=type, limit=limit, radius=radius, edge_types=edge_type, direction=direction
+            text,
+            mode,
+            type=type,
+            limit=limit,
+            radius=radius,
+            edge_types=edge_type,
+            direction=direction,
         )
         if json_out:
             print_json([h.to_dict() for h in hits])
@@ -110,8 +129,12 @@ def query(
 # -- writing ---------------------------------------------------------------------------------
 @memory_app.command("add-node")
 def add_node(
-    type: str = typer.Option(..., "--type", "-t", help="entity | concept | code | query | answer | event"),
-    label: str = typer.Option(..., "--label", "-l", help="Short name, unique per type in the graph."),
+    type: str = typer.Option(
+        ..., "--type", "-t", help="entity | concept | code | query | answer | event"
+    ),
+    label: str = typer.Option(
+        ..., "--label", "-l", help="Short name, unique per type in the graph."
+    ),
     content: str = typer.Option("", "--content", "-c", help="What is known about it."),
     meta: str | None = typer.Option(None, "--meta", help="A JSON object of metadata."),
     graph: str = GRAPH,
@@ -130,7 +153,9 @@ def add_node(
 def add_edge(
     src: str = typer.Option(..., "--from", help="Label or id of the source node."),
     dst: str = typer.Option(..., "--to", help="Label or id of the target node."),
-    type: str = typer.Option(..., "--type", "-t", help="Relation, e.g. uses, depends_on, implements, calls, about."),
+    type: str = typer.Option(
+        ..., "--type", "-t", help="Relation, e.g. uses, depends_on, implements, calls, about."
+    ),
     weight: float = typer.Option(1.0, "--weight", "-w", help="Strength of the relation."),
     meta: str | None = typer.Option(None, "--meta", help="A JSON object of metadata."),
     graph: str = GRAPH,
@@ -144,11 +169,17 @@ def add_edge(
             print_json({**edge.to_dict(), "created": created})
             return
         a, b = g.node(edge.src), g.node(edge.dst)
-        success(f"{'Added' if created else 'Updated'} {_edge_line(edge, node_line(a), node_line(b))}")
+        success(
+            f"{'Added' if created else 'Updated'} {_edge_line(edge, node_line(a), node_line(b))}"
+        )
 
 
 @memory_app.command("show")
-def show(node: str = typer.Argument(..., help="Label, TYPE:LABEL or id."), graph: str = GRAPH, json_out: bool = JSON) -> None:
+def show(
+    node: str = typer.Argument(..., help="Label, TYPE:LABEL or id."),
+    graph: str = GRAPH,
+    json_out: bool = JSON,
+) -> None:
     """Show one node with all its relations."""
     with forge() as f:
         g = f.memory(graph, create=False)
@@ -169,7 +200,9 @@ def show(node: str = typer.Argument(..., help="Label, TYPE:LABEL or id."), graph
 
 
 @memory_app.command("remove")
-def remove(node: str = typer.Argument(..., help="Label, TYPE:LABEL or id."), graph: str = GRAPH) -> None:
+def remove(
+    node: str = typer.Argument(..., help="Label, TYPE:LABEL or id."), graph: str = GRAPH
+) -> None:
     """Remove a node and every edge touching it."""
     with forge() as f:
         gone = f.memory(graph, create=False).remove_node(node)
@@ -180,7 +213,9 @@ def remove(node: str = typer.Argument(..., help="Label, TYPE:LABEL or id."), gra
 def remove_edge(
     src: str = typer.Option(..., "--from", help="Label or id of the source node."),
     dst: str = typer.Option(..., "--to", help="Label or id of the target node."),
-    type: str | None = typer.Option(None, "--type", "-t", help="Only this relation (default: every one)."),
+    type: str | None = typer.Option(
+        None, "--type", "-t", help="Only this relation (default: every one)."
+    ),
     graph: str = GRAPH,
 ) -> None:
     """Remove the edges from one node to another."""
@@ -191,8 +226,11 @@ def remove_edge(
 
 # -- files -----------------------------------------------------------------------------------
 @memory_app.command("import")
-def import_graph(file: Path = typer.Argument(..., help="A JSON file written by memory export."), graph: str = GRAPH,
-                 json_out: bool = JSON) -> None:
+def import_graph(
+    file: Path = typer.Argument(..., help="A JSON file written by memory export."),
+    graph: str = GRAPH,
+    json_out: bool = JSON,
+) -> None:
     """Merge a JSON graph file into a graph: all of it, or nothing if any part is bad."""
     from toolforge.memory.transfer import read_import
 
@@ -202,25 +240,35 @@ def import_graph(file: Path = typer.Argument(..., help="A JSON file written by m
         if json_out:
             print_json(result.to_dict())
         else:
-            success(f"Imported {file} into {graph}: {result.nodes_created} node(s) added, {result.nodes_updated} updated, "
-                    f"{result.edges_created} edge(s) added, {result.edges_updated} updated")
+            success(
+                f"Imported {file} into {graph}: {result.nodes_created} node(s) added, {result.nodes_updated} updated, "
+                f"{result.edges_created} edge(s) added, {result.edges_updated} updated"
+            )
 
 
 @memory_app.command("export")
-def export_graph(file: Path = typer.Argument(..., help="Where to write the JSON."), graph: str = GRAPH) -> None:
+def export_graph(
+    file: Path = typer.Argument(..., help="Where to write the JSON."), graph: str = GRAPH
+) -> None:
     """Write a whole graph to a JSON file."""
     from toolforge.memory.transfer import write_export
 
     with forge() as f:
         data = write_export(f.memory(graph, create=False), file)
-        success(f"Exported {len(data['nodes'])} node(s) and {len(data['edges'])} edge(s) of {graph} to {file}")
+        success(
+            f"Exported {len(data['nodes'])} node(s) and {len(data['edges'])} edge(s) of {graph} to {file}"
+        )
 
 
 @memory_app.command("visualize")
 def visualize(
-    center: str | None = typer.Option(None, "--center", help="Only the neighbourhood of this node."),
+    center: str | None = typer.Option(
+        None, "--center", help="Only the neighbourhood of this node."
+    ),
     radius: int = typer.Option(1, "--radius", "-r", help="Hops around --center."),
-    html: Path | None = typer.Option(None, "--html", help="Also write a standalone HTML page here."),
+    html: Path | None = typer.Option(
+        None, "--html", help="Also write a standalone HTML page here."
+    ),
     graph: str = GRAPH,
 ) -> None:
     """Print the graph as Mermaid (graph LR); --html writes a page that draws it."""
@@ -238,9 +286,15 @@ def visualize(
 
 @memory_app.command("compress")
 def compress(
-    run: str | None = typer.Option(None, "--run", help="A coordinator run id (toolforge runs list)."),
-    events: Path | None = typer.Option(None, "--events", help="A JSONL file, one event object per line."),
-    retain: list[str] = typer.Option([], "--retain", help="Keep events of this kind verbatim (repeatable)."),
+    run: str | None = typer.Option(
+        None, "--run", help="A coordinator run id (toolforge runs list)."
+    ),
+    events: Path | None = typer.Option(
+        None, "--events", help="A JSONL file, one event object per line."
+    ),
+    retain: list[str] = typer.Option(
+        [], "--retain", help="Keep events of this kind verbatim (repeatable)."
+    ),
     graph: str = GRAPH,
     json_out: bool = JSON,
 ) -> None:
@@ -251,18 +305,27 @@ def compress(
         source, items = load_events(f.settings, run_id=run, path=events)
         with console().status(f"Compressing {len(items)} event(s) of {source}…") as status:
             result = compress_events(
-                f.memory(graph), f.llm, items, source=source, retain_kinds=retain,
+                f.memory(graph),
+                f.llm,
+                items,
+                source=source,
+                retain_kinds=retain,
                 progress=lambda i, n: status.update(f"Compressing {source}: chunk {i} of {n}…"),
             )
         if json_out:
             print_json(result.to_dict())
             return
-        success(f"Compressed {result.events} event(s) of {source} into {graph}: "
-                f"{len(result.nodes_created)} node(s) added, {len(result.nodes_merged)} merged, "
-                f"{result.edges_created} edge(s) added, {len(result.events_retained)} event(s) kept")
+        success(
+            f"Compressed {result.events} event(s) of {source} into {graph}: "
+            f"{len(result.nodes_created)} node(s) added, {len(result.nodes_merged)} merged, "
+            f"{result.edges_created} edge(s) added, {len(result.events_retained)} event(s) kept"
+        )
         if result.edges_dropped:
-            console().print(f"dropped {len(result.edges_dropped)} edge(s) naming unknown nodes: "
-                            + "; ".join(result.edges_dropped[:5]), markup=False)
+            console().print(
+                f"dropped {len(result.edges_dropped)} edge(s) naming unknown nodes: "
+                + "; ".join(result.edges_dropped[:5]),
+                markup=False,
+            )
 
 
 # -- graphs ----------------------------------------------------------------------------------
@@ -283,7 +346,9 @@ def graphs(json_out: bool = JSON) -> None:
         if json_out:
             print_json([i.to_dict() for i in infos])
         elif not infos:
-            console().print("No graphs yet. Add a node with: toolforge memory add-node --type T --label L")
+            console().print(
+                "No graphs yet. Add a node with: toolforge memory add-node --type T --label L"
+            )
         else:
             _print([f"{i.name}: {i.nodes} node(s), {i.edges} edge(s)" for i in infos])
 
@@ -307,7 +372,9 @@ def drop(
     """Delete a whole graph."""
     with forge() as f:
         info = f.memory(graph, create=False).info()
-        if not yes and not typer.confirm(f"Delete graph {graph} ({info.nodes} nodes, {info.edges} edges)?", default=False):
+        if not yes and not typer.confirm(
+            f"Delete graph {graph} ({info.nodes} nodes, {info.edges} edges)?", default=False
+        ):
             raise typer.Exit(1)
         f.memory_store.drop(graph)
         success(f"Deleted graph {graph} ({info.nodes} node(s), {info.edges} edge(s))")

@@ -33,7 +33,13 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def table(columns: list[str], rows: list[list[Any]], *, title: str | None = None, out: Console | None = None) -> None:
+def table(
+    columns: list[str],
+    rows: list[list[Any]],
+    *,
+    title: str | None = None,
+    out: Console | None = None,
+) -> None:
     from rich.table import Table
 
     t = Table(title=title, show_lines=False, header_style="bold")

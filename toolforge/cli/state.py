@@ -9,7 +9,9 @@ from rich.markup import escape
 
 from toolforge.cli.render import console, forge, print_json, success, table
 
-state_app = typer.Typer(help="A stateful tool's /state: show, export, import, reset.", no_args_is_help=True)
+state_app = typer.Typer(
+    help="A stateful tool's /state: show, export, import, reset.", no_args_is_help=True
+)
 
 NS_OPTION = typer.Option(None, "--ns", help="State namespace (default: the tool's main state).")
 

@@ -20,8 +20,12 @@ def register(app: typer.Typer) -> None:
 
 
 def add(
-    path: Path = typer.Argument(..., help="A tool folder: tool.yaml plus main.py | main.ts | main.sh."),
-    no_test: bool = typer.Option(False, "--no-test", help="Register without running the tests in the sandbox."),
+    path: Path = typer.Argument(
+        ..., help="A tool folder: tool.yaml plus main.py | main.ts | main.sh."
+    ),
+    no_test: bool = typer.Option(
+        False, "--no-test", help="Register without running the tests in the sandbox."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Register a hand-written tool (its tests must pass in the sandbox, unless --no-test)."""
@@ -30,7 +34,10 @@ def add(
         if json_out:
             print_json({**record.summary(), "created": created})
         elif created:
-            success(f"Registered {record.name}@{record.version}" + (f" ({record.report.summary})" if record.report else ""))
+            success(
+                f"Registered {record.name}@{record.version}"
+                + (f" ({record.report.summary})" if record.report else "")
+            )
         else:
             success(f"{record.name}@{record.version} is already registered with the same content")
 
@@ -43,9 +50,21 @@ def list_tools(json_out: bool = typer.Option(False, "--json", help="Print JSON."
             print_json([{**r.summary(), "versions": f.registry.versions(r.name)} for r in records])
             return
         if not records:
-            console().print("No tools registered yet. Add one with: toolforge add PATH, or toolforge generate \"…\"")
+            console().print(
+                'No tools registered yet. Add one with: toolforge add PATH, or toolforge generate "…"'
+            )
             return
-        rows = [[r.name, r.version, r.spec.language.value, "yes" if r.spec.stateful else "", r.report.summary if r.report else "untested", r.spec.description] for r in records]
+        rows = [
+            [
+                r.name,
+                r.version,
+                r.spec.language.value,
+                "yes" if r.spec.stateful else "",
+                r.report.summary if r.report else "untested",
+                r.spec.description,
+            ]
+            for r in records
+        ]
         table(["name", "version", "language", "stateful", "tests", "description"], rows)
 
 
@@ -73,13 +92,22 @@ def show(
             return
         out = console()
         spec = record.spec
-        out.print(f"[bold]{escape(record.name)}[/]@{record.version}  ({spec.language.value}) — {escape(spec.description)}")
-        out.print(f"versions: {', '.join(map(str, versions))}    stateful: {spec.stateful}    network: {spec.network}")
+        out.print(
+            f"[bold]{escape(record.name)}[/]@{record.version}  ({spec.language.value}) — {escape(spec.description)}"
+        )
+        out.print(
+            f"versions: {', '.join(map(str, versions))}    stateful: {spec.stateful}    network: {spec.network}"
+        )
         lim = spec.limits
-        out.print(f"limits: timeout {lim.timeout_s:g}s, memory {lim.memory_mb} MB, cpus {lim.cpus:g}, pids {lim.pids}, output {lim.output_kb} KB")
+        out.print(
+            f"limits: timeout {lim.timeout_s:g}s, memory {lim.memory_mb} MB, cpus {lim.cpus:g}, pids {lim.pids}, output {lim.output_kb} KB"
+        )
         props = spec.parameters.get("properties", {})
         required = set(spec.parameters.get("required", []))
-        rows = [[k, v.get("type", "any"), "yes" if k in required else "", v.get("description", "")] for k, v in props.items()]
+        rows = [
+            [k, v.get("type", "any"), "yes" if k in required else "", v.get("description", "")]
+            for k, v in props.items()
+        ]
         if rows:
             table(["parameter", "type", "required", "description"], rows)
         if record.report:
@@ -87,9 +115,13 @@ def show(
         else:
             out.print("last test report: none (run: toolforge test " + escape(record.name) + ")")
         if record.meta.get("requirement") or spec.requirement:
-            out.print(f"requirement: {escape(record.meta.get('requirement') or spec.requirement or '')}")
+            out.print(
+                f"requirement: {escape(record.meta.get('requirement') or spec.requirement or '')}"
+            )
         if source:
-            lexer = {"python": "python", "typescript": "typescript", "bash": "bash"}[spec.language.value]
+            lexer = {"python": "python", "typescript": "typescript", "bash": "bash"}[
+                spec.language.value
+            ]
             out.print(Syntax(record.bundle.source, lexer, line_numbers=True))
 
 
@@ -100,7 +132,11 @@ def remove(
     """Remove one version of a tool, or all of them."""
     with forge() as f:
         record = f.tool(ref)  # fails early on unknown tools
-        what = ref if "@" in ref else f"{record.name} (all {len(f.registry.versions(record.name))} versions)"
+        what = (
+            ref
+            if "@" in ref
+            else f"{record.name} (all {len(f.registry.versions(record.name))} versions)"
+        )
         if not yes and not typer.confirm(f"Remove {what}?", default=False):
             raise typer.Exit(1)
         versions = f.remove(ref)

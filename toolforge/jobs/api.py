@@ -1,8 +1,8 @@
 """The Python face of the queue: ``submit`` and :class:`JobHandle` (what ``Forge.submit`` returns).
 
-    job = forge.submit("word-count", {"text": "a b c"})
-    job.wait(timeout=30)          # -> Job snapshot; JobWaitTimeout if still unfinished
-    job.result()                  # the tool's result, or ToolFailed / ToolTimeout / JobCancelled
+job = forge.submit("word-count", {"text": "a b c"})
+job.wait(timeout=30)          # -> Job snapshot; JobWaitTimeout if still unfinished
+job.result()                  # the tool's result, or ToolFailed / ToolTimeout / JobCancelled
 """
 
 from __future__ import annotations
@@ -45,8 +45,13 @@ class JobHandle:
     def status(self) -> str:
         return self.info().status.value
 
-    def wait(self, timeout: float | None = None, *, poll_s: float = 0.01,
-             on_poll: Callable[[Job], None] | None = None) -> Job:
+    def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        poll_s: float = 0.01,
+        on_poll: Callable[[Job], None] | None = None,
+    ) -> Job:
         """Block until the job finished; return its final record (JobWaitTimeout past ``timeout``).
 
         ``on_poll`` sees every snapshot read while waiting (the CLI's spinner uses it).
@@ -61,7 +66,9 @@ class JobHandle:
                 on_poll(job)
             if deadline is not None and time.monotonic() >= deadline:
                 raise JobWaitTimeout(self.id, job.status.value, timeout or 0)
-            time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
+            time.sleep(
+                delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic()))
+            )
             delay = min(delay * 1.2, 0.2)
 
     def result(self, timeout: float | None = None) -> Any:
@@ -95,8 +102,12 @@ def result_of(job: Job) -> Any:
         raise ToolTimeout(job.tool, job.timeout_s or _timeout_from(error))
     if job.status is JobStatus.cancelled:
         raise JobCancelled(job.id)
-    raise ToolFailed(job.tool, str(error.get("type", "Error")), str(error.get("message", "")),
-                     str(error.get("traceback", "")))
+    raise ToolFailed(
+        job.tool,
+        str(error.get("type", "Error")),
+        str(error.get("message", "")),
+        str(error.get("traceback", "")),
+    )
 
 
 def _timeout_from(error: dict[str, Any]) -> float:
@@ -119,15 +130,25 @@ def submit(
     record = registry.resolve(ref)
     args = validate_args(record.spec, args or {})
     if state_ns is not None and not record.spec.stateful:
-        raise UsageError(f"{record.name} is not stateful; a state namespace applies only to stateful tools")
+        raise UsageError(
+            f"{record.name} is not stateful; a state namespace applies only to stateful tools"
+        )
     check_ns(state_ns)
     if timeout_s is not None and not 0 < timeout_s <= 3600:
         raise UsageError(f"Bad timeout {timeout_s!r}: expected seconds in (0, 3600]")
     if not 1 <= max_attempts <= 100:
         raise UsageError(f"Bad max_attempts {max_attempts!r}: expected 1 to 100")
     serial_key = f"{record.name}/{state_ns or ''}" if record.spec.stateful else None
-    job = store.submit(NewJob(
-        tool=record.name, version=record.version, args=args, state_ns=state_ns, serial_key=serial_key,
-        priority=int(priority), timeout_s=timeout_s, max_attempts=max_attempts,
-    ))
+    job = store.submit(
+        NewJob(
+            tool=record.name,
+            version=record.version,
+            args=args,
+            state_ns=state_ns,
+            serial_key=serial_key,
+            priority=int(priority),
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+        )
+    )
     return JobHandle(store, job.id)

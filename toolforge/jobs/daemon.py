@@ -45,7 +45,9 @@ def running_pid(settings: Settings) -> int | None:
     return pid if pid_alive(pid, start) else None
 
 
-def start(settings: Settings, *, concurrency: int | None = None, wait_s: float = 10.0) -> tuple[int, bool]:
+def start(
+    settings: Settings, *, concurrency: int | None = None, wait_s: float = 10.0
+) -> tuple[int, bool]:
     """Start the detached worker unless one runs; return (pid, started). ``wait_s`` 0: do not wait."""
     settings.ensure_dirs()
     with open(settings.run_dir / "worker.lock", "w") as lock:
@@ -59,8 +61,14 @@ def start(settings: Settings, *, concurrency: int | None = None, wait_s: float =
         env = {**os.environ, "TOOLFORGE_HOME": str(settings.home)}
         with open(log_file(settings), "ab") as out:
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                cwd=str(settings.home), start_new_session=True, close_fds=True,
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(settings.home),
+                start_new_session=True,
+                close_fds=True,
             )
         _children.append(proc)
         pid_file(settings).write_text(f"{proc.pid} {process_start(proc.pid) or 0}\n")
@@ -113,10 +121,18 @@ def status(settings: Settings, store: Any) -> dict[str, Any]:
 
     workers = []
     for w in store.workers():
-        w.alive = w.stopped_at is None and not worker_dead_here(w.id) and time.time() - w.heartbeat_at < STALE_AFTER_S
+        w.alive = (
+            w.stopped_at is None
+            and not worker_dead_here(w.id)
+            and time.time() - w.heartbeat_at < STALE_AFTER_S
+        )
         workers.append(w.to_json())
     return {
-        "daemon": {"pid": running_pid(settings), "pid_file": str(pid_file(settings)), "log": str(log_file(settings))},
+        "daemon": {
+            "pid": running_pid(settings),
+            "pid_file": str(pid_file(settings)),
+            "log": str(log_file(settings)),
+        },
         "workers": workers,
         "jobs": store.counts(),
     }

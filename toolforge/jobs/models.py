@@ -26,18 +26,20 @@ class JobStatus(str, Enum):
         return self in FINISHED
 
 
-FINISHED = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.timed_out})
+FINISHED = frozenset(
+    {JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.timed_out}
+)
 
 # ``toolforge jobs wait`` exits with the job's outcome (documented in the CLI help):
 EXIT_CODES = {
     JobStatus.succeeded: 0,
     JobStatus.failed: 1,
-    JobStatus.timed_out: 4,   # like every limit (LimitExceeded)
-    JobStatus.cancelled: 5,   # not 130: that stays "you pressed Ctrl-C while waiting"
+    JobStatus.timed_out: 4,  # like every limit (LimitExceeded)
+    JobStatus.cancelled: 5,  # not 130: that stays "you pressed Ctrl-C while waiting"
 }
-EXIT_WAIT_TIMEOUT = 124       # like coreutils `timeout`: still queued/running when --timeout passed
+EXIT_WAIT_TIMEOUT = 124  # like coreutils `timeout`: still queued/running when --timeout passed
 
-OUTPUT_CAP = 64 * 1024        # characters kept of a job's stdout and of its stderr
+OUTPUT_CAP = 64 * 1024  # characters kept of a job's stdout and of its stderr
 
 
 @dataclass
@@ -48,8 +50,8 @@ class NewJob:
     version: int
     args: dict[str, Any]
     state_ns: str | None = None
-    serial_key: str | None = None   # set for stateful tools: jobs sharing it never run at once
-    priority: int = 0               # higher runs first
+    serial_key: str | None = None  # set for stateful tools: jobs sharing it never run at once
+    priority: int = 0  # higher runs first
     timeout_s: float | None = None  # None: the tool's limits.timeout_s
     max_attempts: int = 3
 
@@ -103,16 +105,31 @@ class Job:
     @classmethod
     def from_row(cls, row: Any) -> Job:
         return cls(
-            id=row["id"], tool=row["tool"], version=row["version"], args=json.loads(row["args"]),
-            status=JobStatus(row["status"]), priority=row["priority"], attempts=row["attempts"],
-            max_attempts=row["max_attempts"], queued_at=row["queued_at"], state_ns=row["state_ns"],
-            serial_key=row["serial_key"], timeout_s=row["timeout_s"],
+            id=row["id"],
+            tool=row["tool"],
+            version=row["version"],
+            args=json.loads(row["args"]),
+            status=JobStatus(row["status"]),
+            priority=row["priority"],
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            queued_at=row["queued_at"],
+            state_ns=row["state_ns"],
+            serial_key=row["serial_key"],
+            timeout_s=row["timeout_s"],
             result=json.loads(row["result"]) if row["result"] is not None else None,
             error=json.loads(row["error"]) if row["error"] is not None else None,
-            stdout=row["stdout"], stderr=row["stderr"], truncated=bool(row["truncated"]),
-            duration_ms=row["duration_ms"], run_after=row["run_after"], started_at=row["started_at"],
-            finished_at=row["finished_at"], worker_id=row["worker_id"], heartbeat_at=row["heartbeat_at"],
-            cancel_requested=bool(row["cancel_requested"]), meta=json.loads(row["meta"] or "{}"),
+            stdout=row["stdout"],
+            stderr=row["stderr"],
+            truncated=bool(row["truncated"]),
+            duration_ms=row["duration_ms"],
+            run_after=row["run_after"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            worker_id=row["worker_id"],
+            heartbeat_at=row["heartbeat_at"],
+            cancel_requested=bool(row["cancel_requested"]),
+            meta=json.loads(row["meta"] or "{}"),
         )
 
     def to_json(self, *, output: bool = True) -> dict[str, Any]:
@@ -170,9 +187,15 @@ class WorkerInfo:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "pid": self.pid, "host": self.host, "concurrency": self.concurrency,
-            "started_at": iso(self.started_at), "heartbeat_at": iso(self.heartbeat_at),
-            "stopped_at": iso(self.stopped_at), "alive": self.alive, "running": self.running,
+            "id": self.id,
+            "pid": self.pid,
+            "host": self.host,
+            "concurrency": self.concurrency,
+            "started_at": iso(self.started_at),
+            "heartbeat_at": iso(self.heartbeat_at),
+            "stopped_at": iso(self.stopped_at),
+            "alive": self.alive,
+            "running": self.running,
         }
 
 

@@ -105,7 +105,9 @@ class JobStore(ABC):
         """The job, or NotFoundError (exit 2)."""
 
     @abstractmethod
-    def list(self, *, status: JobStatus | None = None, tool: str | None = None, limit: int = 100) -> builtins.list[Job]: ...
+    def list(
+        self, *, status: JobStatus | None = None, tool: str | None = None, limit: int = 100
+    ) -> builtins.list[Job]: ...
 
     @abstractmethod
     def claim(self, worker_id: str) -> Job | None:
@@ -119,8 +121,15 @@ class JobStore(ABC):
         """Record the outcome; False when the job is no longer this worker's (it was recovered)."""
 
     @abstractmethod
-    def release(self, job_id: str, worker_id: str, reason: str, *, delay_s: float = 0.0,
-                refund_attempt: bool = False) -> Job | None:
+    def release(
+        self,
+        job_id: str,
+        worker_id: str,
+        reason: str,
+        *,
+        delay_s: float = 0.0,
+        refund_attempt: bool = False,
+    ) -> Job | None:
         """Put a running job back in the queue (or fail it when out of attempts)."""
 
     @abstractmethod
@@ -135,7 +144,9 @@ class JobStore(ABC):
     def cancel_requested(self, job_ids: Iterable[str]) -> set[str]: ...
 
     @abstractmethod
-    def recover(self, *, stale_after_s: float, is_dead: Callable[[str], bool]) -> builtins.list[Job]:
+    def recover(
+        self, *, stale_after_s: float, is_dead: Callable[[str], bool]
+    ) -> builtins.list[Job]:
         """Requeue (or fail, past max_attempts) running jobs whose worker is gone."""
 
     @abstractmethod
@@ -190,7 +201,9 @@ class SQLiteJobStore(JobStore):
             return self._conn.execute(sql, params).fetchall()
 
     @staticmethod
-    def _event(conn: Any, job_id: str, event: str, detail: str = "", at: float | None = None) -> None:
+    def _event(
+        conn: Any, job_id: str, event: str, detail: str = "", at: float | None = None
+    ) -> None:
         conn.execute(
             "INSERT INTO job_events (job_id, at, event, detail) VALUES (?,?,?,?)",
             (job_id, at or time.time(), event, detail),
@@ -204,10 +217,24 @@ class SQLiteJobStore(JobStore):
             conn.execute(
                 "INSERT INTO jobs (id, tool, version, args, state_ns, serial_key, status, priority,"
                 " max_attempts, timeout_s, queued_at, run_after) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (job_id, new.tool, new.version, json.dumps(new.args), new.state_ns, new.serial_key,
-                 JobStatus.queued.value, new.priority, new.max_attempts, new.timeout_s, now, now),
+                (
+                    job_id,
+                    new.tool,
+                    new.version,
+                    json.dumps(new.args),
+                    new.state_ns,
+                    new.serial_key,
+                    JobStatus.queued.value,
+                    new.priority,
+                    new.max_attempts,
+                    new.timeout_s,
+                    now,
+                    now,
+                ),
             )
-            self._event(conn, job_id, "queued", f"{new.tool}@{new.version} priority {new.priority}", now)
+            self._event(
+                conn, job_id, "queued", f"{new.tool}@{new.version} priority {new.priority}", now
+            )
         return self.get(job_id)
 
     def get(self, job_id: str) -> Job:
@@ -216,7 +243,9 @@ class SQLiteJobStore(JobStore):
             raise NotFoundError("job", job_id, hint="See the jobs with: toolforge jobs list")
         return Job.from_row(rows[0])
 
-    def list(self, *, status: JobStatus | None = None, tool: str | None = None, limit: int = 100) -> builtins.list[Job]:
+    def list(
+        self, *, status: JobStatus | None = None, tool: str | None = None, limit: int = 100
+    ) -> builtins.list[Job]:
         where, params = [], []
         if status is not None:
             where.append("status = ?")
@@ -243,7 +272,9 @@ class SQLiteJobStore(JobStore):
     def claim(self, worker_id: str) -> Job | None:
         now = time.time()
         # An idle worker polls: look first without the writer lock, so polling never blocks submitters.
-        if not self._query("SELECT 1 FROM jobs WHERE status = 'queued' AND run_after <= ? LIMIT 1", (now,)):
+        if not self._query(
+            "SELECT 1 FROM jobs WHERE status = 'queued' AND run_after <= ? LIMIT 1", (now,)
+        ):
             return None
         with self._tx() as conn:
             row = conn.execute(
@@ -260,7 +291,13 @@ class SQLiteJobStore(JobStore):
                 " started_at = ?, heartbeat_at = ? WHERE id = ?",
                 (worker_id, now, now, row["id"]),
             )
-            self._event(conn, row["id"], "started", f"attempt {row['attempts'] + 1} on worker {worker_id}", now)
+            self._event(
+                conn,
+                row["id"],
+                "started",
+                f"attempt {row['attempts'] + 1} on worker {worker_id}",
+                now,
+            )
         return self.get(row["id"])
 
     def heartbeat(self, worker_id: str, job_ids: Iterable[str]) -> None:
@@ -284,34 +321,62 @@ class SQLiteJobStore(JobStore):
                 "UPDATE jobs SET status = ?, result = ?, error = ?, stdout = ?, stderr = ?, truncated = ?,"
                 " duration_ms = ?, finished_at = ?, heartbeat_at = ?, meta = ?"
                 " WHERE id = ? AND status = 'running' AND worker_id = ?",
-                (outcome.status.value, json.dumps(outcome.result), json.dumps(outcome.error) if outcome.error else None,
-                 stdout, stderr, int(outcome.truncated or cut_out or cut_err), outcome.duration_ms, now, now,
-                 json.dumps(outcome.meta, default=str), job_id, worker_id),
+                (
+                    outcome.status.value,
+                    json.dumps(outcome.result),
+                    json.dumps(outcome.error) if outcome.error else None,
+                    stdout,
+                    stderr,
+                    int(outcome.truncated or cut_out or cut_err),
+                    outcome.duration_ms,
+                    now,
+                    now,
+                    json.dumps(outcome.meta, default=str),
+                    job_id,
+                    worker_id,
+                ),
             )
             if cur.rowcount:
                 detail = (outcome.error or {}).get("message", "") if outcome.error else ""
                 self._event(conn, job_id, outcome.status.value, str(detail)[:500], now)
         return bool(cur.rowcount)
 
-    def release(self, job_id: str, worker_id: str, reason: str, *, delay_s: float = 0.0,
-                refund_attempt: bool = False) -> Job | None:
+    def release(
+        self,
+        job_id: str,
+        worker_id: str,
+        reason: str,
+        *,
+        delay_s: float = 0.0,
+        refund_attempt: bool = False,
+    ) -> Job | None:
         with self._tx() as conn:
             row = conn.execute(
-                "SELECT * FROM jobs WHERE id = ? AND status = 'running' AND worker_id = ?", (job_id, worker_id)
+                "SELECT * FROM jobs WHERE id = ? AND status = 'running' AND worker_id = ?",
+                (job_id, worker_id),
             ).fetchone()
             if row is None:
                 return None
-            self._requeue_or_fail(conn, Job.from_row(row), reason, delay_s=delay_s, refund=refund_attempt)
+            self._requeue_or_fail(
+                conn, Job.from_row(row), reason, delay_s=delay_s, refund=refund_attempt
+            )
         return self.get(job_id)
 
-    def _requeue_or_fail(self, conn: Any, job: Job, reason: str, *, delay_s: float = 0.0, refund: bool = False) -> None:
+    def _requeue_or_fail(
+        self, conn: Any, job: Job, reason: str, *, delay_s: float = 0.0, refund: bool = False
+    ) -> None:
         now = time.time()
         attempts = job.attempts - 1 if refund else job.attempts
         if job.cancel_requested:
             conn.execute(
                 "UPDATE jobs SET status = 'cancelled', finished_at = ?, attempts = ?,"
                 " error = ? WHERE id = ?",
-                (now, attempts, json.dumps({"type": "Cancelled", "message": f"cancelled ({reason})"}), job.id),
+                (
+                    now,
+                    attempts,
+                    json.dumps({"type": "Cancelled", "message": f"cancelled ({reason})"}),
+                    job.id,
+                ),
             )
             self._event(conn, job.id, "cancelled", reason, now)
         elif attempts >= job.max_attempts:
@@ -327,9 +392,17 @@ class SQLiteJobStore(JobStore):
                 " attempts = ?, run_after = ? WHERE id = ?",
                 (attempts, now + delay_s, job.id),
             )
-            self._event(conn, job.id, "requeued", f"{reason} (attempt {attempts} of {job.max_attempts} used)", now)
+            self._event(
+                conn,
+                job.id,
+                "requeued",
+                f"{reason} (attempt {attempts} of {job.max_attempts} used)",
+                now,
+            )
 
-    def recover(self, *, stale_after_s: float, is_dead: Callable[[str], bool]) -> builtins.list[Job]:
+    def recover(
+        self, *, stale_after_s: float, is_dead: Callable[[str], bool]
+    ) -> builtins.list[Job]:
         now = time.time()
         with self._tx() as conn:
             rows = conn.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
@@ -340,13 +413,18 @@ class SQLiteJobStore(JobStore):
                 if is_dead(worker):
                     reason = f"worker {worker} died"
                 elif (job.heartbeat_at or 0) < now - stale_after_s:
-                    reason = f"worker {worker} stopped heartbeating for more than {stale_after_s:g}s"
+                    reason = (
+                        f"worker {worker} stopped heartbeating for more than {stale_after_s:g}s"
+                    )
                 else:
                     continue
                 self._requeue_or_fail(conn, job, reason)
                 lost.append(job.id)
-            dead_workers = [r["id"] for r in conn.execute("SELECT id FROM job_workers WHERE stopped_at IS NULL")
-                            if is_dead(r["id"])]
+            dead_workers = [
+                r["id"]
+                for r in conn.execute("SELECT id FROM job_workers WHERE stopped_at IS NULL")
+                if is_dead(r["id"])
+            ]
             for wid in dead_workers:
                 conn.execute("UPDATE job_workers SET stopped_at = ? WHERE id = ?", (now, wid))
         return [self.get(i) for i in lost]
@@ -356,21 +434,29 @@ class SQLiteJobStore(JobStore):
         if not ids:
             return set()
         marks = ",".join("?" * len(ids))
-        rows = self._query(f"SELECT id FROM jobs WHERE cancel_requested = 1 AND id IN ({marks})", tuple(ids))
+        rows = self._query(
+            f"SELECT id FROM jobs WHERE cancel_requested = 1 AND id IN ({marks})", tuple(ids)
+        )
         return {r[0] for r in rows}
 
     # -- the user's side --------------------------------------------------------------
     def cancel(self, job_id: str) -> Job:
         now = time.time()
         with self._tx() as conn:
-            row = conn.execute("SELECT status, cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = conn.execute(
+                "SELECT status, cancel_requested FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
             if row is None:
                 raise NotFoundError("job", job_id, hint="See the jobs with: toolforge jobs list")
             if row["status"] == JobStatus.queued.value:
                 conn.execute(
                     "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, error = ?"
                     " WHERE id = ?",
-                    (now, json.dumps({"type": "Cancelled", "message": "cancelled before it started"}), job_id),
+                    (
+                        now,
+                        json.dumps({"type": "Cancelled", "message": "cancelled before it started"}),
+                        job_id,
+                    ),
                 )
                 self._event(conn, job_id, "cancelled", "cancelled while queued", now)
             elif row["status"] == JobStatus.running.value and not row["cancel_requested"]:
@@ -381,7 +467,9 @@ class SQLiteJobStore(JobStore):
     def retry(self, job_id: str) -> Job:
         job = self.get(job_id)
         if job.status not in (JobStatus.failed, JobStatus.timed_out, JobStatus.cancelled):
-            raise UsageError(f"Job {job_id} is {job.status.value}; only failed, timed_out or cancelled jobs can be retried")
+            raise UsageError(
+                f"Job {job_id} is {job.status.value}; only failed, timed_out or cancelled jobs can be retried"
+            )
         now = time.time()
         with self._tx() as conn:
             conn.execute(
@@ -397,15 +485,21 @@ class SQLiteJobStore(JobStore):
     def prune(self, older_than_s: float) -> int:
         cutoff = time.time() - older_than_s
         with self._tx() as conn:
-            ids = [r[0] for r in conn.execute(
-                f"SELECT id FROM jobs WHERE status IN ({_FINISHED_SQL}) AND finished_at < ?", (cutoff,)
-            )]
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT id FROM jobs WHERE status IN ({_FINISHED_SQL}) AND finished_at < ?",
+                    (cutoff,),
+                )
+            ]
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
+                chunk = ids[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM job_events WHERE job_id IN ({marks})", chunk)
                 conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
-            conn.execute("DELETE FROM job_workers WHERE stopped_at IS NOT NULL AND stopped_at < ?", (cutoff,))
+            conn.execute(
+                "DELETE FROM job_workers WHERE stopped_at IS NOT NULL AND stopped_at < ?", (cutoff,)
+            )
         return len(ids)
 
     # -- workers ------------------------------------------------------------------------
@@ -420,7 +514,9 @@ class SQLiteJobStore(JobStore):
 
     def stop_worker(self, worker_id: str) -> None:
         with self._tx() as conn:
-            conn.execute("UPDATE job_workers SET stopped_at = ? WHERE id = ?", (time.time(), worker_id))
+            conn.execute(
+                "UPDATE job_workers SET stopped_at = ? WHERE id = ?", (time.time(), worker_id)
+            )
 
     def workers(self) -> builtins.list[WorkerInfo]:
         rows = self._query("SELECT * FROM job_workers ORDER BY started_at DESC")
@@ -429,8 +525,15 @@ class SQLiteJobStore(JobStore):
         for r in running:
             by_worker.setdefault(r[0], []).append(r[1])
         return [
-            WorkerInfo(id=r["id"], pid=r["pid"], host=r["host"], concurrency=r["concurrency"],
-                       started_at=r["started_at"], heartbeat_at=r["heartbeat_at"], stopped_at=r["stopped_at"],
-                       running=by_worker.get(r["id"], []))
+            WorkerInfo(
+                id=r["id"],
+                pid=r["pid"],
+                host=r["host"],
+                concurrency=r["concurrency"],
+                started_at=r["started_at"],
+                heartbeat_at=r["heartbeat_at"],
+                stopped_at=r["stopped_at"],
+                running=by_worker.get(r["id"], []),
+            )
             for r in rows
         ]

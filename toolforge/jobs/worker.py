@@ -201,17 +201,26 @@ class Worker:
         except EnvironmentUnavailable as e:
             log.warning("job %s: %s; retrying in %gs", job.id, e.message, RETRY_DELAY_S)
             # Not the job's fault: it waits (attempt refunded) until the engine is back.
-            self.store.release(job.id, self.id, e.message, delay_s=RETRY_DELAY_S, refund_attempt=True)
+            self.store.release(
+                job.id, self.id, e.message, delay_s=RETRY_DELAY_S, refund_attempt=True
+            )
             outcome = None
         except ToolforgeError as e:
             outcome = Outcome(JobStatus.failed, error={"type": type(e).__name__, "message": str(e)})
         except Exception as e:  # noqa: BLE001 - a bug must fail the job, not kill the slot
             log.exception("job %s: internal error", job.id)
-            outcome = Outcome(JobStatus.failed, error={"type": "InternalError", "message": f"{type(e).__name__}: {e}"})
+            outcome = Outcome(
+                JobStatus.failed,
+                error={"type": "InternalError", "message": f"{type(e).__name__}: {e}"},
+            )
         try:
             if outcome is None:
                 pass
-            elif outcome.status is JobStatus.cancelled and self._shutting_down and not self._user_cancelled(job.id):
+            elif (
+                outcome.status is JobStatus.cancelled
+                and self._shutting_down
+                and not self._user_cancelled(job.id)
+            ):
                 self.store.release(job.id, self.id, "the worker was stopped", refund_attempt=True)
             elif not self.store.finish(job.id, self.id, outcome):
                 log.warning("job %s was taken over by another worker; result dropped", job.id)
@@ -230,8 +239,12 @@ class Worker:
         record = self._record(job)
         timeout_s = job.timeout_s or record.spec.limits.timeout_s
         result = self.forge.sandbox.call(
-            record.bundle, job.args, state_ns=job.state_ns, timeout_s=timeout_s,
-            cancel=cancel, labels={WORKER_LABEL: self.id},
+            record.bundle,
+            job.args,
+            state_ns=job.state_ns,
+            timeout_s=timeout_s,
+            cancel=cancel,
+            labels={WORKER_LABEL: self.id},
         )
         return outcome_of(result, timeout_s, cancelled=cancel.is_set())
 
@@ -240,24 +253,41 @@ def outcome_of(result: Any, timeout_s: float, *, cancelled: bool = False) -> Out
     """Map a sandbox CallResult onto a job outcome."""
     status = getattr(result.status, "value", str(result.status))
     meta = {k: v for k, v in (result.meta or {}).items() if k in ("container", "warm", "exit_code")}
-    common = dict(stdout=result.stdout or "", stderr=result.stderr or "", truncated=bool(result.truncated),
-                  duration_ms=result.duration_ms, meta=meta)
+    common = dict(
+        stdout=result.stdout or "",
+        stderr=result.stderr or "",
+        truncated=bool(result.truncated),
+        duration_ms=result.duration_ms,
+        meta=meta,
+    )
     if status == "ok":
         return Outcome(JobStatus.succeeded, result=result.result, **common)
     if status == "cancelled" or cancelled:
-        return Outcome(JobStatus.cancelled, error={"type": "Cancelled", "message": "cancelled while running; the run was killed"}, **common)
+        return Outcome(
+            JobStatus.cancelled,
+            error={"type": "Cancelled", "message": "cancelled while running; the run was killed"},
+            **common,
+        )
     if status == "timeout":
         message = f"exceeded its time limit of {timeout_s:g}s; the work was killed"
-        return Outcome(JobStatus.timed_out, error={"type": "ToolTimeout", "message": message}, **common)
+        return Outcome(
+            JobStatus.timed_out, error={"type": "ToolTimeout", "message": message}, **common
+        )
     if status == "oom":
-        return Outcome(JobStatus.failed, error={"type": "OutOfMemory", "message": "ran out of memory and was killed"}, **common)
+        return Outcome(
+            JobStatus.failed,
+            error={"type": "OutOfMemory", "message": "ran out of memory and was killed"},
+            **common,
+        )
     error = dict(result.error or {})
     error.setdefault("type", "Crashed" if status == "crashed" else "Error")
     error.setdefault("message", f"the run ended with status {status}")
     return Outcome(JobStatus.failed, error=error, **common)
 
 
-def run_worker(*, concurrency: int | None = None, until_idle: bool = False, forge: Forge | None = None) -> int:
+def run_worker(
+    *, concurrency: int | None = None, until_idle: bool = False, forge: Forge | None = None
+) -> int:
     """The foreground worker of ``toolforge worker run`` and of the detached daemon; logs to stderr."""
     from toolforge.forge import Forge
 

@@ -59,7 +59,9 @@ class Completion:
                     "type": "function",
                     "function": {
                         "name": c.name,
-                        "arguments": c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments),
+                        "arguments": c.arguments
+                        if isinstance(c.arguments, str)
+                        else json.dumps(c.arguments),
                     },
                 }
                 for c in self.tool_calls
@@ -88,4 +90,6 @@ class LLM(ABC):
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         """One embedding vector per text (graph memory's hybrid search). Chat-only models raise."""
-        raise NotImplementedError(f"{type(self).__name__} ({self.model or 'no model'}) does not embed text")
+        raise NotImplementedError(
+            f"{type(self).__name__} ({self.model or 'no model'}) does not embed text"
+        )

@@ -152,9 +152,13 @@ class LiteLLM(LLM):
     def embed(self, texts: list[str]) -> list[list[float]]:
         """Embeddings through ``litellm.embedding`` (same retries and error translation)."""
         response = self._call_with_retries(
-            {"model": self.model, "input": texts, "timeout": self.timeout_s,
-             **({"api_base": self.api_base} if self.api_base else {}),
-             **({"api_key": self.api_key} if self.api_key else {})},
+            {
+                "model": self.model,
+                "input": texts,
+                "timeout": self.timeout_s,
+                **({"api_base": self.api_base} if self.api_base else {}),
+                **({"api_key": self.api_key} if self.api_key else {}),
+            },
             endpoint="embedding",
         )
         return [list(_get(item, "embedding")) for item in _get(response, "data")]

@@ -40,7 +40,9 @@ class ExtractedNode(BaseModel):
     type: NodeType
     label: str = Field(min_length=1, max_length=m.MAX_LABEL, description="short unique name")
     content: str = Field("", description="what was learned about it, in one or two sentences")
-    events: list[int] = Field(default_factory=list, description="numbers of the events it comes from")
+    events: list[int] = Field(
+        default_factory=list, description="numbers of the events it comes from"
+    )
 
 
 class ExtractedEdge(BaseModel):
@@ -88,8 +90,22 @@ def event_kind(event: dict[str, Any]) -> str:
 
 
 _BODY_KEYS = ("content", "text", "message", "summary", "output", "result", "answer")
-_NOISE_KEYS = {"kind", "type", "event", "agent", "retain", "seq", "ts", "time", "input", "model",
-               "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms"}
+_NOISE_KEYS = {
+    "kind",
+    "type",
+    "event",
+    "agent",
+    "retain",
+    "seq",
+    "ts",
+    "time",
+    "input",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_ms",
+}
 
 
 def event_text(event: dict[str, Any]) -> str:
@@ -126,11 +142,15 @@ def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
             continue
         events.append(value)
     if problems:
-        raise UsageError(f"Cannot read events from {path}: {len(problems)} bad line(s)\n" + "\n".join(problems))
+        raise UsageError(
+            f"Cannot read events from {path}: {len(problems)} bad line(s)\n" + "\n".join(problems)
+        )
     return events
 
 
-def load_events(settings: Settings, *, run_id: str | None = None, path: Path | str | None = None) -> tuple[str, list[dict[str, Any]]]:
+def load_events(
+    settings: Settings, *, run_id: str | None = None, path: Path | str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
     """(source name, events) from a run trace (agents store) or a JSONL file — exactly one of them."""
     if (run_id is None) == (path is None):
         raise UsageError("Give exactly one of --run RUN_ID or --events FILE.jsonl")
@@ -140,7 +160,8 @@ def load_events(settings: Settings, *, run_id: str | None = None, path: Path | s
         from toolforge.agents.store import load_run_events
     except ImportError as e:
         raise ToolforgeError(
-            f"Run traces cannot be read here ({e})", hint="Export the run's events as JSONL and use --events FILE."
+            f"Run traces cannot be read here ({e})",
+            hint="Export the run's events as JSONL and use --events FILE.",
         ) from None
     return str(run_id), list(load_run_events(settings, str(run_id)))
 
@@ -156,7 +177,9 @@ Answer with one JSON object: {{"nodes": [{{"type": ..., "label": ..., "content":
 "edges": [{{"from": label, "to": label, "type": ..., "weight": 1.0}}]}}. Node types: {node_types}."""
 
 
-def chunks(events: Sequence[dict[str, Any]], limit: int = CHUNK_CHARS) -> list[list[tuple[int, str]]]:
+def chunks(
+    events: Sequence[dict[str, Any]], limit: int = CHUNK_CHARS
+) -> list[list[tuple[int, str]]]:
     """Numbered event lines grouped so each group stays under ``limit`` characters."""
     out: list[list[tuple[int, str]]] = []
     size = 0
@@ -172,15 +195,22 @@ def chunks(events: Sequence[dict[str, Any]], limit: int = CHUNK_CHARS) -> list[l
     return out
 
 
-def extract(llm: LLM, group: list[tuple[int, str]], source: str, *, attempts: int = 3) -> tuple[Extraction, int, int]:
+def extract(
+    llm: LLM, group: list[tuple[int, str]], source: str, *, attempts: int = 3
+) -> tuple[Extraction, int, int]:
     """Ask the model for the nodes and edges in one chunk: (extraction, attempts, tokens)."""
     from toolforge.llm.structured import ask_structured
 
-    system = SYSTEM.format(edge_types=", ".join(EDGE_TYPES), node_types=", ".join(t.value for t in NodeType))
+    system = SYSTEM.format(
+        edge_types=", ".join(EDGE_TYPES), node_types=", ".join(t.value for t in NodeType)
+    )
     lines = "\n".join(f"[{i}] {text}" for i, text in group)
     messages = [
         {"role": "system", "content": system},
-        {"role": "user", "content": f"Session {source}, events {group[0][0]}–{group[-1][0]}:\n{lines}"},
+        {
+            "role": "user",
+            "content": f"Session {source}, events {group[0][0]}–{group[-1][0]}:\n{lines}",
+        },
     ]
     answer = ask_structured(llm, messages, Extraction, attempts=attempts, temperature=0.0, seed=0)
     return answer.value, answer.attempts, answer.usage.total_tokens
@@ -196,12 +226,16 @@ def _merge_content(old: str, new: str) -> str:
 
 def _find_label(conn: sqlite3.Connection, graph: str, label: str) -> sqlite3.Row | None:
     return conn.execute(
-        "SELECT id, content FROM memory_nodes WHERE graph = ? AND label = ? ORDER BY id LIMIT 1", (graph, label)
+        "SELECT id, content FROM memory_nodes WHERE graph = ? AND label = ? ORDER BY id LIMIT 1",
+        (graph, label),
     ).fetchone()
 
 
 def merge(
-    graph: Graph, extractions: Sequence[Extraction], events: Sequence[dict[str, Any]], result: CompressResult,
+    graph: Graph,
+    extractions: Sequence[Extraction],
+    events: Sequence[dict[str, Any]],
+    result: CompressResult,
     retain: Sequence[int],
 ) -> CompressResult:
     """Merge every extraction into ``graph`` (dedup by label) and keep the retained events; one transaction."""
@@ -215,17 +249,28 @@ def merge(
                 if key not in ids:
                     row = _find_label(conn, graph.name, text)
                     if row is None:
-                        saved, _ = graph.add_node(node.type, text, node.content.strip(), {"source": result.source}, conn=conn)
+                        saved, _ = graph.add_node(
+                            node.type,
+                            text,
+                            node.content.strip(),
+                            {"source": result.source},
+                            conn=conn,
+                        )
                         ids[key] = saved.id
                         result.nodes_created.append(text)
                         sources.setdefault(saved.id, set()).update(node.events)
                         continue
                     ids[key] = row["id"]
                 result.nodes_merged.append(text)
-                row = conn.execute("SELECT content FROM memory_nodes WHERE id = ?", (ids[key],)).fetchone()
+                row = conn.execute(
+                    "SELECT content FROM memory_nodes WHERE id = ?", (ids[key],)
+                ).fetchone()
                 merged = _merge_content(row["content"], node.content)
                 if merged != row["content"]:
-                    conn.execute("UPDATE memory_nodes SET content = ?, updated_at = ? WHERE id = ?", (merged, now(), ids[key]))
+                    conn.execute(
+                        "UPDATE memory_nodes SET content = ?, updated_at = ? WHERE id = ?",
+                        (merged, now(), ids[key]),
+                    )
                 sources.setdefault(ids[key], set()).update(node.events)
         for extraction in extractions:
             for edge in extraction.edges:
@@ -238,8 +283,11 @@ def merge(
         for index in retain:
             event = events[index]
             saved, _ = graph.add_node(
-                NodeType.event, f"{result.source} #{index} {event_kind(event)}", event_text(event),
-                {"source": result.source, "index": index, "event": event}, conn=conn,
+                NodeType.event,
+                f"{result.source} #{index} {event_kind(event)}",
+                event_text(event),
+                {"source": result.source, "index": index, "event": event},
+                conn=conn,
             )
             result.events_retained.append(index)
             for node_id, from_events in sorted(sources.items()):
@@ -258,8 +306,14 @@ def _label_id(conn: sqlite3.Connection, graph: str, ids: dict[str, int], label: 
 
 
 def compress_events(
-    graph: Graph, llm: LLM, events: Sequence[dict[str, Any]], *, source: str,
-    retain_kinds: Sequence[str] = (), attempts: int = 3, chunk_chars: int = CHUNK_CHARS,
+    graph: Graph,
+    llm: LLM,
+    events: Sequence[dict[str, Any]],
+    *,
+    source: str,
+    retain_kinds: Sequence[str] = (),
+    attempts: int = 3,
+    chunk_chars: int = CHUNK_CHARS,
     progress: Callable[[int, int], None] | None = None,
 ) -> CompressResult:
     """Extract knowledge from ``events`` with ``llm`` and merge it into ``graph``.
@@ -268,7 +322,11 @@ def compress_events(
     """
     if not events:
         raise UsageError(f"No events to compress in {source}")
-    retain = [i for i, e in enumerate(events) if e.get("retain") is True or event_kind(e) in set(retain_kinds)]
+    retain = [
+        i
+        for i, e in enumerate(events)
+        if e.get("retain") is True or event_kind(e) in set(retain_kinds)
+    ]
     groups = chunks(events, chunk_chars)
     result = CompressResult(source=source, events=len(events), chunks=len(groups))
     extractions = []

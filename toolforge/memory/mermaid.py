@@ -40,7 +40,15 @@ STYLES = {
     "event": "fill:#eeeeee,stroke:#777777",
 }
 # Characters that Mermaid (quotes, entity codes, markdown strings) or HTML labels would interpret.
-_ESCAPES = {'"': "#quot;", "#": "#35;", "&": "#amp;", "<": "#lt;", ">": "#gt;", "`": "#96;", "\\": "#92;"}
+_ESCAPES = {
+    '"': "#quot;",
+    "#": "#35;",
+    "&": "#amp;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "`": "#96;",
+    "\\": "#92;",
+}
 
 
 def safe_label(text: str) -> str:
@@ -79,13 +87,19 @@ def to_mermaid(nodes: Iterable[Node], edges: Iterable[Edge], *, note: str = "") 
 
 
 def graph_mermaid(
-    graph: Graph, *, center: str | int | None = None, radius: int = 1, max_nodes: int = DEFAULT_MAX_NODES,
+    graph: Graph,
+    *,
+    center: str | int | None = None,
+    radius: int = 1,
+    max_nodes: int = DEFAULT_MAX_NODES,
 ) -> str:
     """The whole graph, or the nodes within ``radius`` hops (either direction) of ``center``."""
     from toolforge.memory.query import run_query
 
     if center is not None:
-        hits = run_query(graph, str(center), "traverse", radius=radius, direction=Direction.both, relations=False)
+        hits = run_query(
+            graph, str(center), "traverse", radius=radius, direction=Direction.both, relations=False
+        )
         nodes = [h.node for h in hits]
     else:
         nodes = graph.nodes()
@@ -128,7 +142,9 @@ PAGE = """<!doctype html>
 
 def html_page(mermaid_text: str, *, title: str, summary: str = "") -> str:
     """A standalone page: mermaid.js draws the diagram; the text is readable without it."""
-    return PAGE.format(title=html.escape(title), summary=html.escape(summary), text=html.escape(mermaid_text))
+    return PAGE.format(
+        title=html.escape(title), summary=html.escape(summary), text=html.escape(mermaid_text)
+    )
 
 
 def write_html(path: Path | str, mermaid_text: str, *, title: str, summary: str = "") -> Path:

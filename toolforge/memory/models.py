@@ -37,7 +37,16 @@ class Direction(str, Enum):
 
 # Edge types are an open vocabulary (snake_case words); these are the well-known ones,
 # offered to models in prompts and tool descriptions.
-EDGE_TYPES = ("uses", "depends_on", "implements", "calls", "about", "part_of", "answers", "related_to")
+EDGE_TYPES = (
+    "uses",
+    "depends_on",
+    "implements",
+    "calls",
+    "about",
+    "part_of",
+    "answers",
+    "related_to",
+)
 
 _EDGE_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _GRAPH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -90,7 +99,9 @@ def label(value: str) -> str:
     if not text:
         raise UsageError("A node needs a non-empty label")
     if len(text) > MAX_LABEL:
-        raise UsageError(f"Label too long ({len(text)} characters, at most {MAX_LABEL}): put the detail in --content")
+        raise UsageError(
+            f"Label too long ({len(text)} characters, at most {MAX_LABEL}): put the detail in --content"
+        )
     return text
 
 

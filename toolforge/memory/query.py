@@ -55,7 +55,9 @@ def run_query(
     if not isinstance(radius, int) or radius < 0:
         raise UsageError(f"--radius must be 0 or more, not {radius!r}")
     if not isinstance(text, str) or not text.strip():
-        raise UsageError("The query text is empty: give words (similarity), a pattern, or a start node (traverse)")
+        raise UsageError(
+            "The query text is empty: give words (similarity), a pattern, or a start node (traverse)"
+        )
     if chosen is Mode.similarity:
         hits = similarity(graph, text, kind, etypes, limit or DEFAULT_LIMIT)
     elif chosen is Mode.pattern:
@@ -91,7 +93,9 @@ def fts_query(text: str) -> str:
     return " OR ".join(f'"{w}"' for w in words)
 
 
-def bm25_hits(graph: Graph, text: str, kind: str | None, etypes: list[str], limit: int) -> list[Hit]:
+def bm25_hits(
+    graph: Graph, text: str, kind: str | None, etypes: list[str], limit: int
+) -> list[Hit]:
     where, params = _filters(graph, kind, etypes)
     rows = graph.store.rows(
         "SELECT n.*, bm25(memory_fts, 4.0, 1.0) AS rank FROM memory_fts"
@@ -106,13 +110,17 @@ def bm25_hits(graph: Graph, text: str, kind: str | None, etypes: list[str], limi
     return hits
 
 
-def similarity(graph: Graph, text: str, kind: str | None, etypes: list[str], limit: int) -> list[Hit]:
+def similarity(
+    graph: Graph, text: str, kind: str | None, etypes: list[str], limit: int
+) -> list[Hit]:
     if graph.store.embedder is None:
         return bm25_hits(graph, text, kind, etypes, limit)
     from toolforge.memory.vectors import hybrid
 
     where, params = _filters(graph, kind, etypes)
-    return hybrid(graph, text, bm25_hits(graph, text, kind, etypes, max(limit * 5, 50)), where, params, limit)
+    return hybrid(
+        graph, text, bm25_hits(graph, text, kind, etypes, max(limit * 5, 50)), where, params, limit
+    )
 
 
 def glob_to_like(glob: str) -> str | None:
@@ -162,8 +170,13 @@ def pattern(graph: Graph, text: str, kind: str | None, etypes: list[str], limit:
 
 
 def traverse(
-    graph: Graph, start_ref: str, radius: int, etypes: list[str], way: Direction,
-    kind: str | None = None, limit: int | None = None,
+    graph: Graph,
+    start_ref: str,
+    radius: int,
+    etypes: list[str],
+    way: Direction,
+    kind: str | None = None,
+    limit: int | None = None,
 ) -> list[Hit]:
     """Breadth-first from ``start_ref``; each node is reported once, at its shortest depth."""
     start = graph.node(start_ref)
@@ -184,7 +197,9 @@ def traverse(
     nodes = {}
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
-        for row in graph.store.rows(f"SELECT * FROM memory_nodes WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+        for row in graph.store.rows(
+            f"SELECT * FROM memory_nodes WHERE id IN ({','.join('?' * len(chunk))})", chunk
+        ):
             nodes[row["id"]] = node_from_row(row)
     hits = [Hit(nodes[i], depth=reached[i][0], via=reached[i][1]) for i in ids if i in nodes]
     if kind:

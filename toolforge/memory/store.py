@@ -103,7 +103,9 @@ def _regexp(pattern: str, value: str | None) -> bool:
 class MemoryStore:
     """The memory database: a connection shared by the ``Graph`` views it hands out."""
 
-    def __init__(self, path: Path | str, *, embedder: Embedder | None = None, embed_model: str = "") -> None:
+    def __init__(
+        self, path: Path | str, *, embedder: Embedder | None = None, embed_model: str = ""
+    ) -> None:
         self.path = Path(path)
         self.embedder = embedder
         self.embed_model = embed_model
@@ -144,12 +146,19 @@ class MemoryStore:
         failed import into one) leaves no trace; with ``create=False`` a graph that was never
         written is a NotFoundError, except ``default``, which always reads as a (maybe empty) graph."""
         m.graph_name(name)
-        if not create and name != "default" and not self.rows("SELECT 1 FROM memory_graphs WHERE name = ?", (name,)):
+        if (
+            not create
+            and name != "default"
+            and not self.rows("SELECT 1 FROM memory_graphs WHERE name = ?", (name,))
+        ):
             raise NotFoundError("graph", name, hint="List the graphs with: toolforge memory graphs")
         return Graph(self, name)
 
     def graphs(self) -> list[GraphInfo]:
-        return [Graph(self, r["name"]).info() for r in self.rows("SELECT name FROM memory_graphs ORDER BY name")]
+        return [
+            Graph(self, r["name"]).info()
+            for r in self.rows("SELECT name FROM memory_graphs ORDER BY name")
+        ]
 
     def drop(self, name: str) -> GraphInfo:
         """Delete a graph with all its nodes and edges."""
@@ -163,15 +172,25 @@ class MemoryStore:
 
 def node_from_row(row: sqlite3.Row) -> Node:
     return Node(
-        id=row["id"], type=row["type"], label=row["label"], content=row["content"],
-        meta=json.loads(row["meta"]), created_at=row["created_at"], updated_at=row["updated_at"],
+        id=row["id"],
+        type=row["type"],
+        label=row["label"],
+        content=row["content"],
+        meta=json.loads(row["meta"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
 def edge_from_row(row: sqlite3.Row) -> Edge:
     return Edge(
-        id=row["id"], src=row["src"], dst=row["dst"], type=row["type"], weight=row["weight"],
-        meta=json.loads(row["meta"]), created_at=row["created_at"],
+        id=row["id"],
+        src=row["src"],
+        dst=row["dst"],
+        type=row["type"],
+        weight=row["weight"],
+        meta=json.loads(row["meta"]),
+        created_at=row["created_at"],
     )
 
 
@@ -179,7 +198,7 @@ def _meta(meta: dict[str, Any] | None) -> dict[str, Any]:
     if meta is None:
         return {}
     if not isinstance(meta, dict):
-        raise UsageError("Metadata must be a JSON object, e.g. '{\"source\": \"docs\"}'")
+        raise UsageError('Metadata must be a JSON object, e.g. \'{"source": "docs"}\'')
     return meta
 
 
@@ -195,8 +214,13 @@ class Graph:
 
     # -- nodes ----------------------------------------------------------------------
     def add_node(
-        self, type: str | NodeType, label: str, content: str = "", meta: dict[str, Any] | None = None,
-        *, conn: sqlite3.Connection | None = None,
+        self,
+        type: str | NodeType,
+        label: str,
+        content: str = "",
+        meta: dict[str, Any] | None = None,
+        *,
+        conn: sqlite3.Connection | None = None,
     ) -> tuple[Node, bool]:
         """Add a node, or update the node with this type and label; return (node, created).
 
@@ -210,9 +234,13 @@ class Graph:
         if conn is None:
             with self.store.write() as c:
                 return self.add_node(kind, text, content, meta, conn=c)
-        conn.execute("INSERT OR IGNORE INTO memory_graphs (name, created_at) VALUES (?, ?)", (self.name, now()))
+        conn.execute(
+            "INSERT OR IGNORE INTO memory_graphs (name, created_at) VALUES (?, ?)",
+            (self.name, now()),
+        )
         row = conn.execute(
-            "SELECT * FROM memory_nodes WHERE graph = ? AND type = ? AND label = ?", (self.name, kind, text)
+            "SELECT * FROM memory_nodes WHERE graph = ? AND type = ? AND label = ?",
+            (self.name, kind, text),
         ).fetchone()
         stamp = now()
         if row is None:
@@ -227,7 +255,9 @@ class Graph:
             "UPDATE memory_nodes SET content = ?, meta = ?, updated_at = ? WHERE id = ?",
             (content or row["content"], json.dumps(merged, sort_keys=True), stamp, row["id"]),
         )
-        return node_from_row(conn.execute("SELECT * FROM memory_nodes WHERE id = ?", (row["id"],)).fetchone()), False
+        return node_from_row(
+            conn.execute("SELECT * FROM memory_nodes WHERE id = ?", (row["id"],)).fetchone()
+        ), False
 
     def node(self, ref: int | str) -> Node:
         """The node named by id, label, or ``TYPE:LABEL``."""
@@ -245,20 +275,26 @@ class Graph:
         kind, sep, rest = text.partition(":")
         if sep and kind in NodeType.__members__:
             row = conn.execute(
-                "SELECT * FROM memory_nodes WHERE graph = ? AND type = ? AND label = ?", (self.name, kind, rest.strip())
+                "SELECT * FROM memory_nodes WHERE graph = ? AND type = ? AND label = ?",
+                (self.name, kind, rest.strip()),
             ).fetchone()
             if row is not None:
                 return node_from_row(row)
         rows = conn.execute(
-            "SELECT * FROM memory_nodes WHERE graph = ? AND label = ? ORDER BY id", (self.name, text)
+            "SELECT * FROM memory_nodes WHERE graph = ? AND label = ? ORDER BY id",
+            (self.name, text),
         ).fetchall()
         if len(rows) == 1:
             return node_from_row(rows[0])
         if len(rows) > 1:
             kinds = ", ".join(f"{r['type']}:{r['label']} (id {r['id']})" for r in rows)
-            raise UsageError(f"The label {text!r} names {len(rows)} nodes: {kinds}. Name one by id or TYPE:LABEL")
+            raise UsageError(
+                f"The label {text!r} names {len(rows)} nodes: {kinds}. Name one by id or TYPE:LABEL"
+            )
         raise NotFoundError(
-            "node", text, hint=f"No node with that id or label in graph {self.name!r}; find one with: toolforge memory query"
+            "node",
+            text,
+            hint=f"No node with that id or label in graph {self.name!r}; find one with: toolforge memory query",
         )
 
     def remove_node(self, ref: int | str) -> Node:
@@ -277,8 +313,14 @@ class Graph:
 
     # -- edges ----------------------------------------------------------------------
     def add_edge(
-        self, src: int | str | Node, dst: int | str | Node, type: str, weight: float = 1.0, meta: dict[str, Any] | None = None,
-        *, conn: sqlite3.Connection | None = None,
+        self,
+        src: int | str | Node,
+        dst: int | str | Node,
+        type: str,
+        weight: float = 1.0,
+        meta: dict[str, Any] | None = None,
+        *,
+        conn: sqlite3.Connection | None = None,
     ) -> tuple[Edge, bool]:
         """Add (or re-weight) the edge ``src -type-> dst``; both ends must exist. Return (edge, created)."""
         kind = m.edge_type(type)
@@ -309,7 +351,9 @@ class Graph:
             "UPDATE memory_edges SET weight = ?, meta = ? WHERE id = ?",
             (weight, json.dumps(merged, sort_keys=True), row["id"]),
         )
-        return edge_from_row(conn.execute("SELECT * FROM memory_edges WHERE id = ?", (row["id"],)).fetchone()), False
+        return edge_from_row(
+            conn.execute("SELECT * FROM memory_edges WHERE id = ?", (row["id"],)).fetchone()
+        ), False
 
     def _edge_end(self, conn: sqlite3.Connection, ref: int | str | Node, end: str) -> Node:
         if isinstance(ref, Node):  # already resolved in this transaction (bulk import)
@@ -318,7 +362,8 @@ class Graph:
             return self._resolve(conn, ref)
         except NotFoundError:
             raise NotFoundError(
-                "node", str(ref),
+                "node",
+                str(ref),
                 hint=f"The edge's {end!r} end does not exist in graph {self.name!r}; add it first with: toolforge memory add-node",
             ) from None
 
@@ -337,9 +382,16 @@ class Graph:
         return count
 
     def edges(self) -> list[Edge]:
-        return [edge_from_row(r) for r in self.store.rows("SELECT * FROM memory_edges WHERE graph = ? ORDER BY id", (self.name,))]
+        return [
+            edge_from_row(r)
+            for r in self.store.rows(
+                "SELECT * FROM memory_edges WHERE graph = ? ORDER BY id", (self.name,)
+            )
+        ]
 
-    def edges_near(self, ids: Sequence[int], direction: Direction, types: Sequence[str] = ()) -> list[Edge]:
+    def edges_near(
+        self, ids: Sequence[int], direction: Direction, types: Sequence[str] = ()
+    ) -> list[Edge]:
         """Edges leaving (out), entering (in) or touching (both) the nodes ``ids``, ordered by id."""
         found: dict[int, Edge] = {}
         ends = {"out": ["src"], "in": ["dst"], "both": ["src", "dst"]}[direction.value]
@@ -379,14 +431,30 @@ class Graph:
 
     # -- whole graph ------------------------------------------------------------------
     def info(self) -> GraphInfo:
-        created = self.store.rows("SELECT created_at FROM memory_graphs WHERE name = ?", (self.name,))
-        by_type = {r[0]: r[1] for r in self.store.rows(
-            "SELECT type, count(*) FROM memory_nodes WHERE graph = ? GROUP BY type ORDER BY type", (self.name,))}
-        edge_types = {r[0]: r[1] for r in self.store.rows(
-            "SELECT type, count(*) FROM memory_edges WHERE graph = ? GROUP BY type ORDER BY type", (self.name,))}
+        created = self.store.rows(
+            "SELECT created_at FROM memory_graphs WHERE name = ?", (self.name,)
+        )
+        by_type = {
+            r[0]: r[1]
+            for r in self.store.rows(
+                "SELECT type, count(*) FROM memory_nodes WHERE graph = ? GROUP BY type ORDER BY type",
+                (self.name,),
+            )
+        }
+        edge_types = {
+            r[0]: r[1]
+            for r in self.store.rows(
+                "SELECT type, count(*) FROM memory_edges WHERE graph = ? GROUP BY type ORDER BY type",
+                (self.name,),
+            )
+        }
         return GraphInfo(
-            name=self.name, nodes=sum(by_type.values()), edges=sum(edge_types.values()),
-            created_at=created[0][0] if created else "", by_type=by_type, edge_types=edge_types,
+            name=self.name,
+            nodes=sum(by_type.values()),
+            edges=sum(edge_types.values()),
+            created_at=created[0][0] if created else "",
+            by_type=by_type,
+            edge_types=edge_types,
         )
 
     def export_data(self) -> dict[str, Any]:

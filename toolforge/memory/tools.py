@@ -21,13 +21,20 @@ if TYPE_CHECKING:
 _NODE_TYPES = [t.value for t in NodeType]
 
 
-def _function(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+def _function(
+    name: str, description: str, properties: dict[str, Any], required: list[str]
+) -> dict[str, Any]:
     return {
         "type": "function",
         "function": {
             "name": name,
             "description": description,
-            "parameters": {"type": "object", "properties": properties, "required": required, "additionalProperties": False},
+            "parameters": {
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": False,
+            },
         },
     }
 
@@ -50,7 +57,10 @@ MEMORY_TOOLS: list[dict[str, Any]] = [
         {
             "from": {"type": ["string", "integer"]},
             "to": {"type": ["string", "integer"]},
-            "type": {"type": "string", "description": "snake_case relation, e.g. " + ", ".join(EDGE_TYPES)},
+            "type": {
+                "type": "string",
+                "description": "snake_case relation, e.g. " + ", ".join(EDGE_TYPES),
+            },
             "weight": {"type": "number"},
         },
         ["from", "to", "type"],
@@ -76,8 +86,12 @@ MEMORY_TOOL_NAMES = frozenset(t["function"]["name"] for t in MEMORY_TOOLS)
 
 def _brief(hit: Hit) -> dict[str, Any]:
     """A hit as an agent sees it: compact, content trimmed, relations by label."""
-    out: dict[str, Any] = {"id": hit.node.id, "type": hit.node.type, "label": hit.node.label,
-                           "content": hit.node.content[:500]}
+    out: dict[str, Any] = {
+        "id": hit.node.id,
+        "type": hit.node.type,
+        "label": hit.node.label,
+        "content": hit.node.content[:500],
+    }
     if hit.score is not None:
         out["score"] = round(hit.score, 4)
     if hit.depth is not None:
@@ -94,14 +108,18 @@ def _args(args: Any, allowed: set[str]) -> dict[str, Any]:
         raise UsageError("Arguments must be a JSON object")
     unknown = sorted(set(args) - allowed)
     if unknown:
-        raise UsageError(f"Unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise UsageError(
+            f"Unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
     return args
 
 
 def call_memory_tool(graph: Graph, name: str, args: Any) -> dict[str, Any]:
     """Run one memory tool call; bad arguments give ``{"error": ...}``, never an exception."""
     if name not in MEMORY_TOOL_NAMES:
-        raise NotFoundError("memory tool", name, hint=f"Known: {', '.join(sorted(MEMORY_TOOL_NAMES))}")
+        raise NotFoundError(
+            "memory tool", name, hint=f"Known: {', '.join(sorted(MEMORY_TOOL_NAMES))}"
+        )
     spec = next(t["function"]["parameters"] for t in MEMORY_TOOLS if t["function"]["name"] == name)
     try:
         a = _args(args, set(spec["properties"]))
@@ -109,14 +127,27 @@ def call_memory_tool(graph: Graph, name: str, args: Any) -> dict[str, Any]:
         if missing:
             raise UsageError(f"Missing argument(s): {', '.join(missing)}")
         if name == "memory_add_node":
-            node, created = graph.add_node(a["type"], a["label"], a.get("content") or "", a.get("meta"))
+            node, created = graph.add_node(
+                a["type"], a["label"], a.get("content") or "", a.get("meta")
+            )
             return {"id": node.id, "type": node.type, "label": node.label, "created": created}
         if name == "memory_add_edge":
             edge, created = graph.add_edge(a["from"], a["to"], a["type"], a.get("weight", 1.0))
-            return {"id": edge.id, "from": edge.src, "to": edge.dst, "type": edge.type, "created": created}
+            return {
+                "id": edge.id,
+                "from": edge.src,
+                "to": edge.dst,
+                "type": edge.type,
+                "created": created,
+            }
         hits = graph.query(
-            a["text"], a.get("mode", "similarity"), type=a.get("type"), limit=a.get("limit"),
-            radius=a.get("radius", 1), edge_types=a.get("edge_types"), direction=a.get("direction", "both"),
+            a["text"],
+            a.get("mode", "similarity"),
+            type=a.get("type"),
+            limit=a.get("limit"),
+            radius=a.get("radius", 1),
+            edge_types=a.get("edge_types"),
+            direction=a.get("direction", "both"),
         )
         return {"results": [_brief(h) for h in hits]}
     except UsageError as e:
@@ -128,12 +159,21 @@ def record_events(graph: Graph, run_id: str, events: Sequence[dict[str, Any]]) -
     linked to it with ``part_of``. Re-recording the same run updates, never duplicates.
     Returns the node ids (run node first)."""
     with graph.store.write() as conn:
-        run, _ = graph.add_node(NodeType.event, f"run {run_id}", f"{len(events)} key event(s)", {"run": run_id}, conn=conn)
+        run, _ = graph.add_node(
+            NodeType.event,
+            f"run {run_id}",
+            f"{len(events)} key event(s)",
+            {"run": run_id},
+            conn=conn,
+        )
         ids = [run.id]
         for index, event in enumerate(events):
             node, _ = graph.add_node(
-                NodeType.event, f"run {run_id} #{index} {event_kind(event)[:40]}", event_text(event),
-                {"run": run_id, "index": index}, conn=conn,
+                NodeType.event,
+                f"run {run_id} #{index} {event_kind(event)[:40]}",
+                event_text(event),
+                {"run": run_id, "index": index},
+                conn=conn,
             )
             graph.add_edge(node.id, run.id, "part_of", conn=conn)
             ids.append(node.id)

@@ -90,7 +90,14 @@ def export_graph(graph: Graph) -> dict[str, Any]:
         "graph": graph.name,
         "nodes": [n.to_dict() for n in graph.nodes()],
         "edges": [
-            {"from": e.src, "to": e.dst, "type": e.type, "weight": e.weight, "meta": e.meta, "created_at": e.created_at}
+            {
+                "from": e.src,
+                "to": e.dst,
+                "type": e.type,
+                "weight": e.weight,
+                "meta": e.meta,
+                "created_at": e.created_at,
+            }
             for e in graph.edges()
         ],
     }
@@ -120,8 +127,12 @@ def _parse(data: Any, source: str) -> _Document:
     try:
         doc = _Document.model_validate(data)
     except ValidationError as e:
-        problems = [f"  {'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()]
-        raise UsageError(f"Cannot import {source}: {len(problems)} problem(s)\n" + "\n".join(problems)) from None
+        problems = [
+            f"  {'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}" for err in e.errors()
+        ]
+        raise UsageError(
+            f"Cannot import {source}: {len(problems)} problem(s)\n" + "\n".join(problems)
+        ) from None
     problems = []
     if doc.format != FORMAT:
         problems.append(f"  format: expected {FORMAT!r}, got {doc.format!r}")
@@ -141,7 +152,9 @@ def _parse(data: Any, source: str) -> _Document:
                 problems.append(f"  nodes.{i}.id: {node.id!r} is used twice")
             seen_ids.add(str(node.id))
     if problems:
-        raise UsageError(f"Cannot import {source}: {len(problems)} problem(s)\n" + "\n".join(problems))
+        raise UsageError(
+            f"Cannot import {source}: {len(problems)} problem(s)\n" + "\n".join(problems)
+        )
     return doc
 
 
@@ -152,7 +165,9 @@ def import_graph(graph: Graph, data: Any, *, source: str = "data") -> ImportResu
     with graph.store.write() as conn:
         local: dict[str, Node] = {}
         for node in doc.nodes:
-            saved, created = graph.add_node(node.type, node.label, node.content, node.meta, conn=conn)
+            saved, created = graph.add_node(
+                node.type, node.label, node.content, node.meta, conn=conn
+            )
             if node.created_at or node.updated_at:
                 conn.execute(
                     "UPDATE memory_nodes SET created_at = coalesce(?, created_at), updated_at = coalesce(?, updated_at)"
@@ -177,16 +192,22 @@ def import_graph(graph: Graph, data: Any, *, source: str = "data") -> ImportResu
             if len(ends) < 2:
                 continue
             try:
-                saved_edge, created = graph.add_edge(ends[0], ends[1], edge.type, edge.weight, edge.meta, conn=conn)
+                saved_edge, created = graph.add_edge(
+                    ends[0], ends[1], edge.type, edge.weight, edge.meta, conn=conn
+                )
             except UsageError as e:
                 problems.append(f"  edges.{i}: {e.message}")
                 continue
             if edge.created_at and created:
-                conn.execute("UPDATE memory_edges SET created_at = ? WHERE id = ?", (edge.created_at, saved_edge.id))
+                conn.execute(
+                    "UPDATE memory_edges SET created_at = ? WHERE id = ?",
+                    (edge.created_at, saved_edge.id),
+                )
             result.edges_created += created
             result.edges_updated += not created
         if problems:
             raise UsageError(
-                f"Cannot import {source}: {len(problems)} problem(s); nothing was imported\n" + "\n".join(problems)
+                f"Cannot import {source}: {len(problems)} problem(s); nothing was imported\n"
+                + "\n".join(problems)
             )
     return result

@@ -31,7 +31,9 @@ def _embed(graph: Graph, texts: list[str]) -> list[array]:
     """Unit-length vectors for ``texts`` from the configured embedder."""
     embedder = graph.store.embedder
     if embedder is None:
-        raise ModelUnavailable("No embedding model configured", hint="Set TOOLFORGE_EMBEDDING_MODEL.")
+        raise ModelUnavailable(
+            "No embedding model configured", hint="Set TOOLFORGE_EMBEDDING_MODEL."
+        )
     try:
         vectors = embedder(texts)
     except NotImplementedError as e:
@@ -40,7 +42,9 @@ def _embed(graph: Graph, texts: list[str]) -> list[array]:
             hint="Unset TOOLFORGE_EMBEDDING_MODEL to use full-text ranking only.",
         ) from e
     if len(vectors) != len(texts):
-        raise ModelUnavailable(f"The embedding model returned {len(vectors)} vectors for {len(texts)} texts")
+        raise ModelUnavailable(
+            f"The embedding model returned {len(vectors)} vectors for {len(texts)} texts"
+        )
     out = []
     for vec in vectors:
         norm = math.sqrt(sum(x * x for x in vec)) or 1.0
@@ -74,7 +78,9 @@ def dot(a: array, b: array) -> float:
     return float(sum(map(operator.mul, a, b)))
 
 
-def hybrid(graph: Graph, text: str, lexical: list[Hit], where: str, params: list[Any], limit: int) -> list[Hit]:
+def hybrid(
+    graph: Graph, text: str, lexical: list[Hit], where: str, params: list[Any], limit: int
+) -> list[Hit]:
     """Fuse the BM25 hits with the nodes ranked by cosine similarity to ``text``."""
     refresh(graph)
     query = _embed(graph, [text])[0]

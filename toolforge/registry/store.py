@@ -104,7 +104,12 @@ class Registry:
         """Register ``bundle``; return (record, created). Unchanged content is not re-added."""
         content_hash = bundle.content_hash()
         latest = self._latest_row(bundle.name)
-        if latest is not None and latest["content_hash"] == content_hash and report is None and not meta:
+        if (
+            latest is not None
+            and latest["content_hash"] == content_hash
+            and report is None
+            and not meta
+        ):
             return self._record(latest), False
         version = (latest["version"] + 1) if latest is not None else 1
         bundle = bundle.with_version(version)
@@ -115,7 +120,9 @@ class Registry:
         try:
             write_tool_dir(bundle, staging)
             if report is not None:
-                (staging / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+                (staging / "report.json").write_text(
+                    report.model_dump_json(indent=2), encoding="utf-8"
+                )
             final.parent.mkdir(parents=True, exist_ok=True)
             staging.rename(final)
             now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -123,9 +130,16 @@ class Registry:
                 "INSERT INTO tools (name, version, language, description, content_hash, path,"
                 " created_at, image, report, meta) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
-                    bundle.name, version, bundle.spec.language.value, bundle.spec.description,
-                    content_hash, str(final), now, image,
-                    report.model_dump_json() if report else None, json.dumps(meta or {}),
+                    bundle.name,
+                    version,
+                    bundle.spec.language.value,
+                    bundle.spec.description,
+                    content_hash,
+                    str(final),
+                    now,
+                    image,
+                    report.model_dump_json() if report else None,
+                    json.dumps(meta or {}),
                 ),
             )
         except BaseException:
@@ -147,7 +161,9 @@ class Registry:
         )
 
     def set_image(self, name: str, version: int, image: str) -> None:
-        self._conn.execute("UPDATE tools SET image = ? WHERE name = ? AND version = ?", (image, name, version))
+        self._conn.execute(
+            "UPDATE tools SET image = ? WHERE name = ? AND version = ?", (image, name, version)
+        )
 
     def remove(self, name: str, version: int | None = None) -> list[int]:
         """Remove one version, or every version; return the versions removed."""
@@ -165,7 +181,9 @@ class Registry:
         record = self.get(name, version)
         dest = Path(dest)
         if dest.exists() and any(dest.iterdir()):
-            raise UsageError(f"{dest} exists and is not empty", hint="Choose a new or empty folder.")
+            raise UsageError(
+                f"{dest} exists and is not empty", hint="Choose a new or empty folder."
+            )
         return write_tool_dir(record.bundle, dest)
 
     # -- reading ------------------------------------------------------------------
@@ -183,7 +201,9 @@ class Registry:
         return self._latest_row(name) is not None
 
     def versions(self, name: str) -> list[int]:
-        rows = self._conn.execute("SELECT version FROM tools WHERE name = ? ORDER BY version", (name,))
+        rows = self._conn.execute(
+            "SELECT version FROM tools WHERE name = ? ORDER BY version", (name,)
+        )
         return [r[0] for r in rows]
 
     def list(self) -> list[ToolRecord]:
@@ -208,7 +228,9 @@ class Registry:
 
     # -- internals ----------------------------------------------------------------
     def _row(self, name: str, version: int) -> sqlite3.Row | None:
-        cur = self._conn.execute("SELECT * FROM tools WHERE name = ? AND version = ?", (name, version))
+        cur = self._conn.execute(
+            "SELECT * FROM tools WHERE name = ? AND version = ?", (name, version)
+        )
         return cur.fetchone()
 
     def _latest_row(self, name: str) -> sqlite3.Row | None:
@@ -235,7 +257,8 @@ class Registry:
     def _not_found(self, name: str, version: int | None) -> NotFoundError:
         if version is not None and self.versions(name):
             return NotFoundError(
-                "tool version", f"{name}@{version}",
+                "tool version",
+                f"{name}@{version}",
                 hint=f"Versions of {name}: {', '.join(map(str, self.versions(name)))}",
             )
         return NotFoundError("tool", name, hint="See the registered tools with: toolforge list")

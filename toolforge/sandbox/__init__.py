@@ -15,6 +15,17 @@ from toolforge.sandbox.docker_backend import DockerBackend
 from toolforge.sandbox.local_backend import LocalBackend
 
 # name → constructor taking the Settings
-BACKENDS: dict[str, Callable[[Settings], Backend]] = {"docker": DockerBackend, "local": LocalBackend}
+BACKENDS: dict[str, Callable[[Settings], Backend]] = {
+    "docker": DockerBackend,
+    "local": LocalBackend,
+}
 
-__all__ = ["BACKENDS", "Backend", "CallResult", "CallStatus", "DockerBackend", "LocalBackend", "Session"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "CallResult",
+    "CallStatus",
+    "DockerBackend",
+    "LocalBackend",
+    "Session",
+]

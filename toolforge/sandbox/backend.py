@@ -21,11 +21,11 @@ Progress = Callable[[str], None]
 
 
 class CallStatus(str, Enum):
-    ok = "ok"              # the tool returned a result
-    error = "error"        # the tool raised / exited non-zero (the runner reported it)
-    timeout = "timeout"    # wall-time limit hit; the work was killed
-    oom = "oom"            # memory limit hit; the container was OOM-killed
-    crashed = "crashed"    # the runner died without answering (signal, pids limit, protocol error)
+    ok = "ok"  # the tool returned a result
+    error = "error"  # the tool raised / exited non-zero (the runner reported it)
+    timeout = "timeout"  # wall-time limit hit; the work was killed
+    oom = "oom"  # memory limit hit; the container was OOM-killed
+    crashed = "crashed"  # the runner died without answering (signal, pids limit, protocol error)
     cancelled = "cancelled"  # the caller cancelled the call; the work was killed
 
 
@@ -35,7 +35,7 @@ class CallResult:
 
     status: CallStatus
     result: Any = None
-    error: dict[str, Any] | None = None   # {type, message, traceback}
+    error: dict[str, Any] | None = None  # {type, message, traceback}
     stdout: str = ""
     stderr: str = ""
     duration_ms: float = 0.0
@@ -92,7 +92,11 @@ class Backend(ABC):
 
     @abstractmethod
     def start(
-        self, bundle: ToolBundle, *, state_ns: str | None = None, labels: dict[str, str] | None = None
+        self,
+        bundle: ToolBundle,
+        *,
+        state_ns: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Session:
         """Start a runner for the tool (after ``prepare``); ``labels`` mark what it creates."""
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from toolforge.errors import UsageError
 
-MAX_SIZE = 1_000_000   # elements / characters a check may build
-MAX_STEPS = 200_000    # nodes a check may evaluate (comprehensions included)
+MAX_SIZE = 1_000_000  # elements / characters a check may build
+MAX_STEPS = 200_000  # nodes a check may evaluate (comprehensions included)
 
 
 class CheckError(UsageError):
@@ -27,32 +27,76 @@ class CheckError(UsageError):
 
 
 _TYPES: dict[str, type] = {
-    "str": str, "int": int, "float": float, "bool": bool, "list": list, "dict": dict,
-    "set": set, "tuple": tuple,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "list": list,
+    "dict": dict,
+    "set": set,
+    "tuple": tuple,
 }
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "len": len, "abs": abs, "round": round, "min": min, "max": max, "sum": sum,
-    "sorted": sorted, "all": all, "any": any, "isinstance": isinstance, **_TYPES,
+    "len": len,
+    "abs": abs,
+    "round": round,
+    "min": min,
+    "max": max,
+    "sum": sum,
+    "sorted": sorted,
+    "all": all,
+    "any": any,
+    "isinstance": isinstance,
+    **_TYPES,
 }
 _METHODS: dict[type, set[str]] = {
     str: {
-        "lower", "upper", "strip", "lstrip", "rstrip", "startswith", "endswith", "split",
-        "splitlines", "join", "replace", "count", "find", "isdigit", "isalpha", "isalnum",
-        "isspace", "islower", "isupper", "title", "capitalize",
+        "lower",
+        "upper",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "startswith",
+        "endswith",
+        "split",
+        "splitlines",
+        "join",
+        "replace",
+        "count",
+        "find",
+        "isdigit",
+        "isalpha",
+        "isalnum",
+        "isspace",
+        "islower",
+        "isupper",
+        "title",
+        "capitalize",
     },
     dict: {"get", "keys", "values", "items"},
     list: {"count", "index"},
     tuple: {"count", "index"},
 }
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
 _CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b,
-    ast.NotIn: lambda a, b: a not in b, ast.Is: operator.is_, ast.IsNot: operator.is_not,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
 }
 
 
@@ -86,7 +130,9 @@ class _Interpreter:
             return {"True": True, "False": False, "None": None}[name]
         if name in _FUNCTIONS:
             return _FUNCTIONS[name]
-        raise CheckError(f"check uses the unknown name {name!r} (only result and a few builtins are allowed)")
+        raise CheckError(
+            f"check uses the unknown name {name!r} (only result and a few builtins are allowed)"
+        )
 
     def eval(self, node: ast.AST) -> Any:
         self.steps += 1
@@ -148,7 +194,11 @@ class _Interpreter:
             raise CheckError("check raises to too large a power")
         if isinstance(node.op, ast.Mult):
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_SIZE:
+                if (
+                    isinstance(seq, (str, list, tuple))
+                    and isinstance(n, int)
+                    and len(seq) * n > MAX_SIZE
+                ):
                     raise CheckError("check builds too large a value")
         return _bounded(op(left, right))
 
@@ -188,7 +238,9 @@ class _Interpreter:
             target = self.eval(node.func.value)
             allowed = next((names for t, names in _METHODS.items() if isinstance(target, t)), set())
             if node.func.attr not in allowed:
-                raise CheckError(f"check calls .{node.func.attr}() on a {type(target).__name__}, which is not allowed")
+                raise CheckError(
+                    f"check calls .{node.func.attr}() on a {type(target).__name__}, which is not allowed"
+                )
             return _bounded(getattr(target, node.func.attr)(*args, **kwargs))
         if isinstance(node.func, ast.Name):
             name = node.func.id
@@ -266,5 +318,7 @@ def equal(expected: Any, got: Any) -> bool:
     if isinstance(expected, dict) and isinstance(got, dict):
         return expected.keys() == got.keys() and all(equal(expected[k], got[k]) for k in expected)
     if isinstance(expected, (list, tuple)) and isinstance(got, (list, tuple)):
-        return len(expected) == len(got) and all(equal(a, b) for a, b in zip(expected, got, strict=False))
+        return len(expected) == len(got) and all(
+            equal(a, b) for a, b in zip(expected, got, strict=False)
+        )
     return bool(expected == got)

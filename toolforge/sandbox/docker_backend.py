@@ -99,7 +99,9 @@ class DockerSession(FramedSession):
 
     def __init__(self, bundle: ToolBundle, image: str, container_id: str, sock: Any) -> None:
         limits = bundle.spec.limits
-        super().__init__(tool=bundle.name, output_limit=limits.output_kb * 1024, memory_mb=limits.memory_mb)
+        super().__init__(
+            tool=bundle.name, output_limit=limits.output_kb * 1024, memory_mb=limits.memory_mb
+        )
         self.image = image
         self.id = container_id
         self._sock_io = sock  # keep the docker-py wrapper (and its HTTP response) alive
@@ -112,7 +114,9 @@ class DockerSession(FramedSession):
     def runner_stderr(self) -> str:
         return bytes(self._demux.stderr).decode("utf-8", errors="replace")
 
-    def call(self, args: dict[str, Any], *, timeout_s: float, cancel: threading.Event | None = None) -> CallResult:
+    def call(
+        self, args: dict[str, Any], *, timeout_s: float, cancel: threading.Event | None = None
+    ) -> CallResult:
         result = super().call(args, timeout_s=timeout_s, cancel=cancel)
         result.meta.setdefault("container", self.id[:12])
         return result
@@ -160,13 +164,16 @@ class DockerSession(FramedSession):
         tail = "\n".join(self.runner_stderr.strip().splitlines()[-10:])
         if state.get("OOMKilled"):
             return limit_result(
-                CallStatus.oom, f"{self.tool} ran out of memory (limit {self.memory_mb} MB) and was killed",
+                CallStatus.oom,
+                f"{self.tool} ran out of memory (limit {self.memory_mb} MB) and was killed",
                 exit_code=state.get("ExitCode"),
             )
         code = state.get("ExitCode")
         what = "was killed (SIGKILL)" if code == 137 else f"exited with status {code}"
         message = f"the runner for {self.tool} {what} without answering"
-        result = limit_result(CallStatus.crashed, message + (f": {tail}" if tail else ""), exit_code=code)
+        result = limit_result(
+            CallStatus.crashed, message + (f": {tail}" if tail else ""), exit_code=code
+        )
         result.stderr = self.runner_stderr
         return result
 
@@ -174,13 +181,22 @@ class DockerSession(FramedSession):
         """A child of the runner died by SIGKILL: if the kernel's OOM killer did it, the
         container's state says so once it stops. Stop it (the session is discarded anyway)."""
         err = result.error or {}
-        if err.get("signal") != 9 and err.get("exit_status") != 137:  # 137: bash's "child got SIGKILL"
+        if (
+            err.get("signal") != 9 and err.get("exit_status") != 137
+        ):  # 137: bash's "child got SIGKILL"
             return result
         self.reusable = False
         self._kill()
         if self._state().get("OOMKilled"):
-            oom = limit_result(CallStatus.oom, f"{self.tool} ran out of memory (limit {self.memory_mb} MB) and was killed")
-            oom.stdout, oom.stderr, oom.duration_ms = result.stdout, result.stderr, result.duration_ms
+            oom = limit_result(
+                CallStatus.oom,
+                f"{self.tool} ran out of memory (limit {self.memory_mb} MB) and was killed",
+            )
+            oom.stdout, oom.stderr, oom.duration_ms = (
+                result.stdout,
+                result.stderr,
+                result.duration_ms,
+            )
             return oom
         return result
 
@@ -241,13 +257,19 @@ class DockerBackend(Backend):
         return image
 
     def start(
-        self, bundle: ToolBundle, *, state_ns: str | None = None, labels: dict[str, str] | None = None
+        self,
+        bundle: ToolBundle,
+        *,
+        state_ns: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> DockerSession:
         if not self._reaped:
             self._reaped = True
             self.reap_orphans()
         if state_ns is not None and not bundle.spec.stateful:
-            raise UsageError(f"{bundle.name} is not stateful; --state-ns applies only to stateful tools")
+            raise UsageError(
+                f"{bundle.name} is not stateful; --state-ns applies only to stateful tools"
+            )
         image = self.prepare(bundle)
         api = client().api
         volume = None
@@ -271,13 +293,18 @@ class DockerBackend(Backend):
                 stdin_open=True,
                 tty=False,
                 labels=all_labels,
-                environment={"TOOLFORGE_SWEEP": "1", "TOOLFORGE_OUTPUT_LIMIT": str(bundle.spec.limits.output_kb * 1024)},
+                environment={
+                    "TOOLFORGE_SWEEP": "1",
+                    "TOOLFORGE_OUTPUT_LIMIT": str(bundle.spec.limits.output_kb * 1024),
+                },
                 network_disabled=not bundle.spec.network,
                 host_config=host_config(api, bundle, volume),
             )
             cid = created["Id"]
             try:
-                sock = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+                sock = api.attach_socket(
+                    cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+                )
                 session = DockerSession(bundle, image, cid, sock)
                 api.start(cid)
             except BaseException:
@@ -296,7 +323,9 @@ class DockerBackend(Backend):
         host = socket.gethostname()
         removed = 0
         with translate_errors("list toolforge containers"):
-            containers = api.containers(all=True, filters={"label": [f"{LABEL}=1", f"{LABEL_KIND}=call"]})
+            containers = api.containers(
+                all=True, filters={"label": [f"{LABEL}=1", f"{LABEL_KIND}=call"]}
+            )
         for c in containers:
             owner = (c.get("Labels") or {}).get(LABEL_OWNER, "")
             owner_host, _, pid = owner.rpartition(":")
@@ -305,4 +334,3 @@ class DockerBackend(Backend):
             remove_container(c["Id"])
             removed += 1
         return removed
-

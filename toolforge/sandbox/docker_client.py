@@ -13,7 +13,7 @@ from typing import Any
 
 from toolforge.errors import DockerUnavailable, ToolforgeError
 
-LABEL = "io.toolforge"            # value "1" on everything toolforge creates
+LABEL = "io.toolforge"  # value "1" on everything toolforge creates
 LABEL_TOOL = "io.toolforge.tool"
 LABEL_KIND = "io.toolforge.kind"  # base-image | tool-image | call | state
 LABEL_OWNER = "io.toolforge.owner"  # "<hostname>:<pid>" of the process that started a container

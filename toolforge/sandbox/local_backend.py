@@ -54,7 +54,19 @@ def bwrap_path() -> str | None:
     path = shutil.which("bwrap")
     if path is None:
         return None
-    probe = [path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--die-with-parent", "true"]
+    probe = [
+        path,
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-pid",
+        "--die-with-parent",
+        "true",
+    ]
     try:
         ok = subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
@@ -65,7 +77,10 @@ def bwrap_path() -> str | None:
 def warn_once() -> None:
     if not _warned.is_set():
         _warned.set()
-        sys.stderr.write(WARNING.format(bwrap=", bubblewrap namespaces" if bwrap_path() else "; bwrap not found") + "\n")
+        sys.stderr.write(
+            WARNING.format(bwrap=", bubblewrap namespaces" if bwrap_path() else "; bwrap not found")
+            + "\n"
+        )
         sys.stderr.flush()
 
 
@@ -82,9 +97,13 @@ def describe() -> str:
 class LocalSession(FramedSession):
     """One runner process (optionally inside bwrap), with its own temp folder."""
 
-    def __init__(self, bundle: ToolBundle, proc: subprocess.Popen[bytes], workdir: Path, stderr_path: Path) -> None:
+    def __init__(
+        self, bundle: ToolBundle, proc: subprocess.Popen[bytes], workdir: Path, stderr_path: Path
+    ) -> None:
         limits = bundle.spec.limits
-        super().__init__(tool=bundle.name, output_limit=limits.output_kb * 1024, memory_mb=limits.memory_mb)
+        super().__init__(
+            tool=bundle.name, output_limit=limits.output_kb * 1024, memory_mb=limits.memory_mb
+        )
         self.proc = proc
         self.workdir = workdir
         self.stderr_path = stderr_path
@@ -92,7 +111,9 @@ class LocalSession(FramedSession):
         self._in = proc.stdin.fileno()  # type: ignore[union-attr]
         self._runner_pid: int | None = None
 
-    def call(self, args: dict[str, Any], *, timeout_s: float, cancel: threading.Event | None = None) -> CallResult:
+    def call(
+        self, args: dict[str, Any], *, timeout_s: float, cancel: threading.Event | None = None
+    ) -> CallResult:
         self._budget_cpu(timeout_s)
         result = super().call(args, timeout_s=timeout_s, cancel=cancel)
         result.meta.setdefault("pid", self.proc.pid)
@@ -120,7 +141,11 @@ class LocalSession(FramedSession):
                     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
                 except OSError:
                     continue
-                if b"/runner." in cmdline and not cmdline.startswith(b"bwrap") and b"bwrap\0" not in cmdline[:64]:
+                if (
+                    b"/runner." in cmdline
+                    and not cmdline.startswith(b"bwrap")
+                    and b"bwrap\0" not in cmdline[:64]
+                ):
                     self._runner_pid = pid
                     break
         return self._runner_pid
@@ -129,7 +154,7 @@ class LocalSession(FramedSession):
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(self._in, view):]
+            view = view[os.write(self._in, view) :]
 
     def _read(self, timeout_s: float) -> bytes | None:
         ready, _, _ = select.select([self._out], [], [], max(timeout_s, 0))
@@ -156,10 +181,18 @@ class LocalSession(FramedSession):
             code = self.proc.returncode
         tail = self._stderr_tail()
         if code is not None and code < 0 and -code == signal.SIGXCPU:
-            return limit_result(CallStatus.timeout, f"{self.tool} used up its CPU time (RLIMIT_CPU); the work was killed")
-        what = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with status {code}"
+            return limit_result(
+                CallStatus.timeout,
+                f"{self.tool} used up its CPU time (RLIMIT_CPU); the work was killed",
+            )
+        what = (
+            f"was killed by signal {-code}"
+            if code is not None and code < 0
+            else f"exited with status {code}"
+        )
         result = limit_result(
-            CallStatus.crashed, f"the runner for {self.tool} {what} without answering" + (f": {tail}" if tail else ""),
+            CallStatus.crashed,
+            f"the runner for {self.tool} {what} without answering" + (f": {tail}" if tail else ""),
             exit_code=code,
         )
         result.stderr = tail
@@ -169,8 +202,15 @@ class LocalSession(FramedSession):
         """RLIMIT_AS makes allocation fail: Python raises MemoryError. Report that as OOM."""
         if result.error and result.error.get("type") == "MemoryError":
             self.reusable = False
-            oom = limit_result(CallStatus.oom, f"{self.tool} ran out of memory (limit {self.memory_mb} MB, RLIMIT_AS)")
-            oom.stdout, oom.stderr, oom.duration_ms = result.stdout, result.stderr, result.duration_ms
+            oom = limit_result(
+                CallStatus.oom,
+                f"{self.tool} ran out of memory (limit {self.memory_mb} MB, RLIMIT_AS)",
+            )
+            oom.stdout, oom.stderr, oom.duration_ms = (
+                result.stdout,
+                result.stderr,
+                result.duration_ms,
+            )
             return oom
         return result
 
@@ -234,13 +274,19 @@ class LocalBackend(Backend):
 
     # -- prepare: a folder with the tool's files (and transpiled main.mjs) ---------------
     def prepare(self, bundle: ToolBundle, *, progress: Progress | None = None) -> str:
-        digest = hashlib.sha256((bundle.content_hash() + _runner_digest()).encode()).hexdigest()[:12]
+        digest = hashlib.sha256((bundle.content_hash() + _runner_digest()).encode()).hexdigest()[
+            :12
+        ]
         folder = self.settings.cache_dir / "local-tools" / f"{bundle.name}-{digest}"
         if folder.is_dir():
             return str(folder)
         deps = bundle.spec.dependencies
         if deps.apt:
-            raise DependencyError("apt", deps.apt[0], "the local backend cannot install apt packages; use the docker backend")
+            raise DependencyError(
+                "apt",
+                deps.apt[0],
+                "the local backend cannot install apt packages; use the docker backend",
+            )
         with self._lock:
             if folder.is_dir():
                 return str(folder)
@@ -258,7 +304,10 @@ class LocalBackend(Backend):
                 if deps.npm:
                     from toolforge.sandbox.wheelhouse import npm_modules
 
-                    shutil.copytree(npm_modules(deps.npm, self.settings, progress=progress) / "node_modules", staging / "node_modules")
+                    shutil.copytree(
+                        npm_modules(deps.npm, self.settings, progress=progress) / "node_modules",
+                        staging / "node_modules",
+                    )
                 staging.rename(folder)
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -276,35 +325,74 @@ class LocalBackend(Backend):
         if progress:
             progress("transpiling main.ts with esbuild")
         proc = subprocess.run(
-            [esbuild, str(folder / "main.ts"), "--format=esm", "--platform=node", "--target=node18",
-             f"--outfile={folder / 'main.mjs'}", "--log-level=warning", "--color=false"],
-            capture_output=True, text=True,
+            [
+                esbuild,
+                str(folder / "main.ts"),
+                "--format=esm",
+                "--platform=node",
+                "--target=node18",
+                f"--outfile={folder / 'main.mjs'}",
+                "--log-level=warning",
+                "--color=false",
+            ],
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
-            raise BuildError(f"{bundle.name}: main.ts does not compile (esbuild):\n{proc.stderr.strip()}", proc.stderr)
+            raise BuildError(
+                f"{bundle.name}: main.ts does not compile (esbuild):\n{proc.stderr.strip()}",
+                proc.stderr,
+            )
 
     def _pip(self, requirements: list[str], folder: Path, progress: Progress | None) -> None:
         from toolforge.sandbox.wheelhouse import pip_wheels
 
         wheels = pip_wheels(requirements, self.settings, progress=progress)
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(wheels), "--target",
-             str(folder / "deps"), "--disable-pip-version-check", "--no-compile", *requirements],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--no-index",
+                "--find-links",
+                str(wheels),
+                "--target",
+                str(folder / "deps"),
+                "--disable-pip-version-check",
+                "--no-compile",
+                *requirements,
+            ],
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
-            raise DependencyError("pip", ", ".join(requirements), proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "pip failed")
+            raise DependencyError(
+                "pip",
+                ", ".join(requirements),
+                proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "pip failed",
+            )
 
     # -- start ---------------------------------------------------------------------------
     def start(
-        self, bundle: ToolBundle, *, state_ns: str | None = None, labels: dict[str, str] | None = None
+        self,
+        bundle: ToolBundle,
+        *,
+        state_ns: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> LocalSession:
         if state_ns is not None and not bundle.spec.stateful:
-            raise UsageError(f"{bundle.name} is not stateful; --state-ns applies only to stateful tools")
+            raise UsageError(
+                f"{bundle.name} is not stateful; --state-ns applies only to stateful tools"
+            )
         tool_dir = Path(self.prepare(bundle))
         limits = bundle.spec.limits
         workdir = Path(tempfile.mkdtemp(prefix=f"toolforge-{bundle.name}-"))
-        state_dir = self.state.path(bundle.name, state_ns) if bundle.spec.stateful else workdir / "state-unused"
+        state_dir = (
+            self.state.path(bundle.name, state_ns)
+            if bundle.spec.stateful
+            else workdir / "state-unused"
+        )
         state_dir.mkdir(parents=True, exist_ok=True)
         language = bundle.spec.language.value
         env = {
@@ -323,9 +411,15 @@ class LocalBackend(Backend):
         if language == "typescript":
             node = shutil.which("node")
             if node is None:
-                raise EnvironmentUnavailable("The local backend needs node on the host for TypeScript tools",
-                                             hint="Install it (apt-get install nodejs), or use the docker backend.")
-            command = [node, f"--max-old-space-size={limits.memory_mb}", str(RUNNERS / "runner.mjs")]
+                raise EnvironmentUnavailable(
+                    "The local backend needs node on the host for TypeScript tools",
+                    hint="Install it (apt-get install nodejs), or use the docker backend.",
+                )
+            command = [
+                node,
+                f"--max-old-space-size={limits.memory_mb}",
+                str(RUNNERS / "runner.mjs"),
+            ]
         else:
             command = [sys.executable, "-u", str(RUNNERS / "runner.py")]
         bwrap = bwrap_path()
@@ -336,11 +430,21 @@ class LocalBackend(Backend):
             # Spawned from one long-lived thread: bwrap's --die-with-parent (PR_SET_PDEATHSIG)
             # fires when the *thread* that forked it ends, which would kill pooled sessions
             # started by short-lived caller threads.
-            proc = _spawner().submit(
-                subprocess.Popen, command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                cwd=workdir, env=env, start_new_session=True,
-                preexec_fn=_rlimits(bundle, node=language == "typescript"),
-            ).result()
+            proc = (
+                _spawner()
+                .submit(
+                    subprocess.Popen,
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    cwd=workdir,
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=_rlimits(bundle, node=language == "typescript"),
+                )
+                .result()
+            )
         session = LocalSession(bundle, proc, workdir, stderr_path)
         try:
             session.wait_ready(limits.timeout_s)
@@ -363,12 +467,38 @@ def _runner_digest() -> str:
     return h.hexdigest()
 
 
-def _bwrap_command(bwrap: str, bundle: ToolBundle, tool_dir: Path, workdir: Path, state_dir: Path) -> list[str]:
+def _bwrap_command(
+    bwrap: str, bundle: ToolBundle, tool_dir: Path, workdir: Path, state_dir: Path
+) -> list[str]:
     cmd = [
-        bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-        "--ro-bind", str(tool_dir), str(tool_dir), "--ro-bind", str(RUNNERS), str(RUNNERS),
-        "--bind", str(workdir), str(workdir), "--bind", str(state_dir), str(state_dir),
-        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--chdir", str(workdir),
+        bwrap,
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--ro-bind",
+        str(tool_dir),
+        str(tool_dir),
+        "--ro-bind",
+        str(RUNNERS),
+        str(RUNNERS),
+        "--bind",
+        str(workdir),
+        str(workdir),
+        "--bind",
+        str(state_dir),
+        str(state_dir),
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--die-with-parent",
+        "--chdir",
+        str(workdir),
     ]
     for prefix in sorted({sys.prefix, sys.base_prefix}):
         if prefix.startswith("/tmp/"):  # a Python living under /tmp stays visible past the tmpfs
@@ -385,11 +515,15 @@ def _rlimits(bundle: ToolBundle, *, node: bool) -> Any:
     limits = bundle.spec.limits
     memory = limits.memory_mb * 1024 * 1024
     nproc = None
-    if os.geteuid() != 0:  # root is exempt from RLIMIT_NPROC; as a user it counts all their processes
+    if (
+        os.geteuid() != 0
+    ):  # root is exempt from RLIMIT_NPROC; as a user it counts all their processes
         nproc = _user_process_count() + limits.pids
 
     def apply() -> None:
-        if not node:  # V8 reserves far more address space than it uses; node gets --max-old-space-size
+        if (
+            not node
+        ):  # V8 reserves far more address space than it uses; node gets --max-old-space-size
             resource.setrlimit(resource.RLIMIT_AS, (memory + 64 * 1024 * 1024,) * 2)
         cpu = int(limits.timeout_s) + 2
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))

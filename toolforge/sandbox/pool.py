@@ -98,15 +98,25 @@ class Pool:
         labels: dict[str, str] | None,
     ) -> CallResult:
         """Run one call on a pooled session; stateful calls hold their state's lock."""
-        key: PoolKey = (bundle.name, bundle.content_hash(), state_ns, tuple(sorted((labels or {}).items())))
+        key: PoolKey = (
+            bundle.name,
+            bundle.content_hash(),
+            state_ns,
+            tuple(sorted((labels or {}).items())),
+        )
         if state_location is None:
             return self._call(key, bundle, args, timeout_s, cancel, labels)
         with self.locks.hold(state_location):
             return self._call(key, bundle, args, timeout_s, cancel, labels)
 
     def _call(
-        self, key: PoolKey, bundle: ToolBundle, args: dict[str, Any], timeout_s: float,
-        cancel: threading.Event | None, labels: dict[str, str] | None,
+        self,
+        key: PoolKey,
+        bundle: ToolBundle,
+        args: dict[str, Any],
+        timeout_s: float,
+        cancel: threading.Event | None,
+        labels: dict[str, str] | None,
     ) -> CallResult:
         started = time.perf_counter()
         while True:
@@ -124,7 +134,9 @@ class Pool:
                 self._discard(session, wait=True)
                 if warm:
                     continue
-                result = limit_result(CallStatus.crashed, f"the runner for {bundle.name} died right after starting")
+                result = limit_result(
+                    CallStatus.crashed, f"the runner for {bundle.name} died right after starting"
+                )
                 result.meta["warm"] = False
                 return result
             except BaseException:
@@ -132,7 +144,9 @@ class Pool:
                 raise
             break
         result.meta["warm"] = warm
-        result.meta["wall_ms"] = round((time.perf_counter() - started) * 1000, 3)  # incl. any start-up
+        result.meta["wall_ms"] = round(
+            (time.perf_counter() - started) * 1000, 3
+        )  # incl. any start-up
         self._release(key, session, wait=not result.ok and not session.reusable)
         return result
 
@@ -151,7 +165,9 @@ class Pool:
         with self._lock:
             self._busy.discard(session)
             keep = (
-                not self._closed and session.reusable and len(self._idle[key]) < self.size
+                not self._closed
+                and session.reusable
+                and len(self._idle[key]) < self.size
                 and self._idle_total() < self.size * MAX_IDLE_TOTAL_FACTOR
             )
             if keep:
@@ -207,7 +223,9 @@ class Pool:
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None or not self._reaper.is_alive():
-            self._reaper = threading.Thread(target=self._reap_loop, name="toolforge-pool-reaper", daemon=True)
+            self._reaper = threading.Thread(
+                target=self._reap_loop, name="toolforge-pool-reaper", daemon=True
+            )
             self._reaper.start()
 
     def _reap_loop(self) -> None:
@@ -233,7 +251,9 @@ class Pool:
             if self._closed:
                 return
             self._closed = True
-            sessions = [e.session for entries in self._idle.values() for e in entries] + list(self._busy)
+            sessions = [e.session for entries in self._idle.values() for e in entries] + list(
+                self._busy
+            )
             self._idle.clear()
         self._stop.set()
         for session in sessions:

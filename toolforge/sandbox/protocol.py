@@ -110,7 +110,9 @@ def limit_result(status: CallStatus, message: str, **meta: Any) -> CallResult:
         CallStatus.cancelled: "Cancelled",
         CallStatus.crashed: "Crashed",
     }.get(status, "Error")
-    return CallResult(status=status, error={"type": kind, "message": message, "traceback": ""}, meta=meta)
+    return CallResult(
+        status=status, error={"type": kind, "message": message, "traceback": ""}, meta=meta
+    )
 
 
 class FramedSession(Session):
@@ -146,11 +148,15 @@ class FramedSession(Session):
     # -- the shared logic --------------------------------------------------------------
     def wait_ready(self, timeout_s: float) -> None:
         """Wait for the ready frame; a load failure is kept and returned by every ``call``."""
-        outcome = self._await(lambda f: "ready" in f, time.monotonic() + timeout_s + STARTUP_ALLOWANCE_S, None)
+        outcome = self._await(
+            lambda f: "ready" in f, time.monotonic() + timeout_s + STARTUP_ALLOWANCE_S, None
+        )
         if isinstance(outcome, CallResult):
             self.reusable = False
             if outcome.status is CallStatus.timeout:
-                outcome = limit_result(CallStatus.crashed, f"the runner for {self.tool} did not start in time")
+                outcome = limit_result(
+                    CallStatus.crashed, f"the runner for {self.tool} did not start in time"
+                )
             self.load_error = outcome
             return
         if not outcome.get("ready"):
@@ -183,7 +189,9 @@ class FramedSession(Session):
             self._kill()
             raise SessionGone(self.tool) from None
         try:
-            outcome = self._await(lambda f: f.get("id") == call_id, time.monotonic() + timeout_s, cancel)
+            outcome = self._await(
+                lambda f: f.get("id") == call_id, time.monotonic() + timeout_s, cancel
+            )
         except BaseException:
             # Ctrl-C or a transport failure mid-call: the work must not go on unsupervised.
             self.reusable = False
@@ -225,7 +233,10 @@ class FramedSession(Session):
             if cancel is not None and cancel.is_set():
                 self.reusable = False
                 self._kill()
-                return limit_result(CallStatus.cancelled, f"the call to {self.tool} was cancelled; the work was killed")
+                return limit_result(
+                    CallStatus.cancelled,
+                    f"the call to {self.tool} was cancelled; the work was killed",
+                )
             wait = min(remaining, CANCEL_POLL_S) if cancel is not None else remaining
             try:
                 data = self._read(wait)

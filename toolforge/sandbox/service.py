@@ -41,7 +41,8 @@ def make_backend(settings: Settings) -> Backend:
         cls = BACKENDS[settings.backend]
     except KeyError:
         raise UsageError(
-            f"Unknown sandbox backend {settings.backend!r}", hint=f"Use one of: {', '.join(BACKENDS)}."
+            f"Unknown sandbox backend {settings.backend!r}",
+            hint=f"Use one of: {', '.join(BACKENDS)}.",
         ) from None
     return cls(settings)
 
@@ -51,7 +52,9 @@ class Sandbox:
         self.settings = settings
         self.backend = backend or make_backend(settings)
         self.pool = Pool(
-            self.backend, size=settings.pool_size, idle_ttl_s=settings.pool_idle_ttl_s,
+            self.backend,
+            size=settings.pool_size,
+            idle_ttl_s=settings.pool_idle_ttl_s,
             lock_dir=settings.run_dir / "locks",
         )
         self._closed = False
@@ -80,13 +83,20 @@ class Sandbox:
         validate_args(bundle.spec, args)
         check_ns(state_ns)
         if state_ns is not None and not bundle.spec.stateful:
-            raise UsageError(f"{bundle.name} is not stateful; a state namespace applies only to stateful tools")
+            raise UsageError(
+                f"{bundle.name} is not stateful; a state namespace applies only to stateful tools"
+            )
         if timeout_s is not None and timeout_s <= 0:
             raise UsageError(f"--timeout must be positive, got {timeout_s:g}")
         location = self.state_store.location(bundle, state_ns) if bundle.spec.stateful else None
         return self.pool.call(
-            bundle, args, state_ns=state_ns, state_location=location,
-            timeout_s=timeout_s or bundle.spec.limits.timeout_s, cancel=cancel, labels=labels,
+            bundle,
+            args,
+            state_ns=state_ns,
+            state_location=location,
+            timeout_s=timeout_s or bundle.spec.limits.timeout_s,
+            cancel=cancel,
+            labels=labels,
         )
 
     # -- tests ---------------------------------------------------------------------------
@@ -97,7 +107,9 @@ class Sandbox:
         they neither see nor change the real state."""
         image = self.build(bundle, progress=progress)
         ns = f"test-{uuid.uuid4().hex[:10]}" if bundle.spec.stateful else None
-        report = TestReport(tool=bundle.name, version=bundle.spec.version, backend=self.backend.name, image=image)
+        report = TestReport(
+            tool=bundle.name, version=bundle.spec.version, backend=self.backend.name, image=image
+        )
         try:
             for index, case in enumerate(bundle.spec.tests):
                 if progress:
@@ -108,7 +120,9 @@ class Sandbox:
                 self.reset_state(bundle, ns)
         return report
 
-    def _run_case(self, bundle: ToolBundle, index: int, case: TestCase, ns: str | None) -> CaseResult:
+    def _run_case(
+        self, bundle: ToolBundle, index: int, case: TestCase, ns: str | None
+    ) -> CaseResult:
         base: dict[str, Any] = {"index": index, "kind": case.kind, "args": case.args}
         started = time.perf_counter()
         try:
@@ -116,18 +130,37 @@ class Sandbox:
         except ArgumentError as e:
             passed = case.expect_error
             detail = "rejected by the parameter schema" + ("" if passed else f": {e.message}")
-            return CaseResult(**base, passed=passed, detail=detail, error={"type": "ArgumentError", "message": e.message})
+            return CaseResult(
+                **base,
+                passed=passed,
+                detail=detail,
+                error={"type": "ArgumentError", "message": e.message},
+            )
         elapsed = (time.perf_counter() - started) * 1000
-        common: dict[str, Any] = {**base, "got": result.result, "error": result.error, "duration_ms": round(elapsed, 3)}
+        common: dict[str, Any] = {
+            **base,
+            "got": result.result,
+            "error": result.error,
+            "duration_ms": round(elapsed, 3),
+        }
         if case.expect_error:
             passed = result.status is CallStatus.error
-            detail = "failed as expected" if passed else (
-                f"expected an error, got {result.status.value}" + (f": {result.result!r}" if result.ok else "")
+            detail = (
+                "failed as expected"
+                if passed
+                else (
+                    f"expected an error, got {result.status.value}"
+                    + (f": {result.result!r}" if result.ok else "")
+                )
             )
             return CaseResult(**common, passed=passed, detail=detail)
         if not result.ok:
             err = result.error or {}
-            return CaseResult(**common, passed=False, detail=f"{result.status.value}: {err.get('type')}: {err.get('message')}")
+            return CaseResult(
+                **common,
+                passed=False,
+                detail=f"{result.status.value}: {err.get('type')}: {err.get('message')}",
+            )
         if case.kind == "expect":
             passed = equal(case.expect, result.result)
             detail = "" if passed else f"expected {case.expect!r}, got {result.result!r}"
@@ -150,7 +183,10 @@ class Sandbox:
     def _stateful(self, bundle: ToolBundle, ns: str | None) -> None:
         check_ns(ns)
         if not bundle.spec.stateful:
-            raise UsageError(f"{bundle.name} is not stateful, so it has no state", hint="Set stateful: true in tool.yaml.")
+            raise UsageError(
+                f"{bundle.name} is not stateful, so it has no state",
+                hint="Set stateful: true in tool.yaml.",
+            )
 
     def show_state(self, bundle: ToolBundle, ns: str | None = None) -> StateSnapshot:
         self._stateful(bundle, ns)

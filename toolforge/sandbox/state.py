@@ -53,13 +53,16 @@ class StateFile:
 class StateSnapshot:
     tool: str
     ns: str | None
-    location: str          # volume name or folder
+    location: str  # volume name or folder
     exists: bool
     files: list[StateFile] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "tool": self.tool, "ns": self.ns, "location": self.location, "exists": self.exists,
+            "tool": self.tool,
+            "ns": self.ns,
+            "location": self.location,
+            "exists": self.exists,
             "files": [f.__dict__ for f in self.files],
         }
 
@@ -102,16 +105,23 @@ def read_archive(src: Path) -> list[tuple[tarfile.TarInfo, bytes | None]]:
                 if name.startswith("/") or ".." in Path(name).parts:
                     raise UsageError(f"{src}: unsafe path {info.name!r} in the archive")
                 if not (info.isfile() or info.isdir()):
-                    raise UsageError(f"{src}: {info.name!r} is not a plain file or folder (links and devices are refused)")
+                    raise UsageError(
+                        f"{src}: {info.name!r} is not a plain file or folder (links and devices are refused)"
+                    )
                 info.name = name
                 data = tar.extractfile(info).read() if info.isfile() else None  # type: ignore[union-attr]
                 members.append((info, data))
             return members
     except (tarfile.TarError, OSError) as e:
-        raise UsageError(f"Cannot read state archive {src}: {e}", hint="Use a .tar.gz made by toolforge state export.") from e
+        raise UsageError(
+            f"Cannot read state archive {src}: {e}",
+            hint="Use a .tar.gz made by toolforge state export.",
+        ) from e
 
 
-def write_archive(members: list[tuple[tarfile.TarInfo, bytes | None]], *, gzip: bool, uid: int | None = None) -> bytes:
+def write_archive(
+    members: list[tuple[tarfile.TarInfo, bytes | None]], *, gzip: bool, uid: int | None = None
+) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz" if gzip else "w") as tar:
         for info, data in members:
@@ -189,12 +199,16 @@ class VolumeStore(StateStore):
     container (``get_archive`` / ``put_archive``): no host path is involved."""
 
     def __init__(self, backend: Any) -> None:
-        self.backend = backend  # DockerBackend: prepare(bundle) gives an image to create helpers from
+        self.backend = (
+            backend  # DockerBackend: prepare(bundle) gives an image to create helpers from
+        )
 
     def location(self, bundle: ToolBundle, ns: str | None) -> str:
         return volume_name(bundle.name, ns)
 
-    def _members(self, bundle: ToolBundle, ns: str | None) -> list[tuple[tarfile.TarInfo, bytes | None]] | None:
+    def _members(
+        self, bundle: ToolBundle, ns: str | None
+    ) -> list[tuple[tarfile.TarInfo, bytes | None]] | None:
         from toolforge.sandbox.docker_client import translate_errors
 
         name = volume_name(bundle.name, ns)
@@ -271,10 +285,19 @@ class VolumeStore(StateStore):
             api = client().api
             with translate_errors("create a state helper container"):
                 cid = api.create_container(
-                    image=image, command=["true"], name=f"toolforge-state-{bundle.name}-{uuid.uuid4().hex[:8]}",
-                    labels={LABEL: "1", LABEL_KIND: "call", LABEL_TOOL: bundle.name, LABEL_OWNER: owner_label()},
+                    image=image,
+                    command=["true"],
+                    name=f"toolforge-state-{bundle.name}-{uuid.uuid4().hex[:8]}",
+                    labels={
+                        LABEL: "1",
+                        LABEL_KIND: "call",
+                        LABEL_TOOL: bundle.name,
+                        LABEL_OWNER: owner_label(),
+                    },
                     network_disabled=True,
-                    host_config=api.create_host_config(binds={volume: {"bind": "/state", "mode": "rw"}}, network_mode="none"),
+                    host_config=api.create_host_config(
+                        binds={volume: {"bind": "/state", "mode": "rw"}}, network_mode="none"
+                    ),
                 )["Id"]
             try:
                 yield api, cid

@@ -42,7 +42,9 @@ class ToolBundle:
 
     def content_hash(self) -> str:
         """Hash of everything that changes the built image (not the version or tests)."""
-        spec = self.spec.model_dump(mode="json", exclude={"version", "tests", "requirement", "description"})
+        spec = self.spec.model_dump(
+            mode="json", exclude={"version", "tests", "requirement", "description"}
+        )
         payload = json.dumps(
             {"spec": spec, "source": self.source, "extra": self.extra_files}, sort_keys=True
         )
@@ -52,7 +54,9 @@ class ToolBundle:
         return {self.spec.main_file: self.source, **self.extra_files}
 
     def with_version(self, version: int) -> ToolBundle:
-        return ToolBundle(self.spec.model_copy(update={"version": version}), self.source, self.extra_files)
+        return ToolBundle(
+            self.spec.model_copy(update={"version": version}), self.source, self.extra_files
+        )
 
 
 def pydantic_problems(error: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
@@ -80,7 +84,15 @@ def load_tool_dir(path: Path | str) -> ToolBundle:
     root = Path(path)
     label = str(root)
     if not root.is_dir():
-        raise SpecError(label, [("", "not a directory (a tool is a folder with tool.yaml and main.py|main.ts|main.sh)")])
+        raise SpecError(
+            label,
+            [
+                (
+                    "",
+                    "not a directory (a tool is a folder with tool.yaml and main.py|main.ts|main.sh)",
+                )
+            ],
+        )
     spec_path = root / SPEC_FILE
     if not spec_path.is_file():
         raise SpecError(label, [(SPEC_FILE, "missing (every tool folder needs a tool.yaml)")])
@@ -93,7 +105,9 @@ def load_tool_dir(path: Path | str) -> ToolBundle:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise SpecError(label, [(SPEC_FILE, f"YAML syntax error{where}: {getattr(e, 'problem', e)}")]) from None
+        raise SpecError(
+            label, [(SPEC_FILE, f"YAML syntax error{where}: {getattr(e, 'problem', e)}")]
+        ) from None
     if not isinstance(data, dict):
         raise SpecError(label, [(SPEC_FILE, "must hold a mapping of fields, e.g. name: my-tool")])
 
@@ -136,7 +150,9 @@ def write_tool_dir(bundle: ToolBundle, path: Path | str) -> Path:
 
 
 def dump_spec_yaml(spec: ToolSpec) -> str:
-    return yaml.dump(spec.to_yaml_dict(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(
+        spec.to_yaml_dict(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
 
 
 def _read_text(path: Path, label: str, problems: list[tuple[str, str]]) -> str | None:

@@ -63,7 +63,9 @@ def check_json_schema(schema: Any) -> dict[str, Any]:
         Draft202012Validator.check_schema(schema)
     except SchemaError as e:
         where = "/".join(str(p) for p in e.absolute_path)
-        raise ValueError(f"not a valid JSON Schema{f' at {where}' if where else ''}: {e.message}") from None
+        raise ValueError(
+            f"not a valid JSON Schema{f' at {where}' if where else ''}: {e.message}"
+        ) from None
     return schema
 
 
@@ -122,7 +124,9 @@ class ToolSpec(_Strict):
         if len(value) > NAME_MAX:
             raise ValueError(f"must be at most {NAME_MAX} characters")
         if not NAME_RE.match(value):
-            raise ValueError("must be lowercase letters, digits, '_' or '-', starting with a letter")
+            raise ValueError(
+                "must be lowercase letters, digits, '_' or '-', starting with a letter"
+            )
         return value
 
     @field_validator("parameters")

@@ -31,7 +31,9 @@ class TestReport(BaseModel):
     backend: str = ""
     image: str | None = None
     cases: list[CaseResult] = Field(default_factory=list)
-    created_at: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = Field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
 
     @property
     def passed(self) -> bool:

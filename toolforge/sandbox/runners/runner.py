@@ -87,7 +87,7 @@ class Protocol:
         data = (json.dumps(frame, ensure_ascii=True, default=repr) + "\n").encode()
         view = memoryview(data)
         while view:
-            view = view[os.write(self.out_fd, view):]
+            view = view[os.write(self.out_fd, view) :]
 
     def receive(self) -> dict | None:
         line = self.inp.readline()
@@ -108,7 +108,9 @@ def error_info(exc: BaseException) -> dict:
     return {"type": type(exc).__name__, "message": message, "traceback": text[-TRACEBACK_MAX:]}
 
 
-def fit_output(result_json: str | None, out: Capture, err: Capture, limit: int) -> tuple[str, str, bool, bool]:
+def fit_output(
+    result_json: str | None, out: Capture, err: Capture, limit: int
+) -> tuple[str, str, bool, bool]:
     """Share the output budget: the result first, then stdout and stderr (each capped with a marker).
 
     Returns (stdout, stderr, truncated, result_too_big).
@@ -158,7 +160,9 @@ class Tool:
         spec.loader.exec_module(module)
         run = getattr(module, "run", None)
         if not callable(run):
-            raise ToolLoadError("main.py defines no run() function (it must: def run(**args) -> result)")
+            raise ToolLoadError(
+                "main.py defines no run() function (it must: def run(**args) -> result)"
+            )
         self.run = run
         self.call = self.call_python
 
@@ -176,8 +180,13 @@ class Tool:
             stdin.write(json.dumps(args).encode())
             stdin.seek(0)
             proc = subprocess.Popen(
-                ["bash", self.script], stdin=stdin, stdout=stdout, stderr=2,
-                env=env, cwd=TOOL_DIR, start_new_session=True,
+                ["bash", self.script],
+                stdin=stdin,
+                stdout=stdout,
+                stderr=2,
+                env=env,
+                cwd=TOOL_DIR,
+                start_new_session=True,
             )
             try:
                 proc.wait()
@@ -284,8 +293,11 @@ def handle(request: dict, tool: Tool, out: Capture, err: Capture) -> dict:
         try:
             result_json = json.dumps(result, ensure_ascii=False)
         except (TypeError, ValueError) as e:
-            error = {"type": "ResultNotJSON", "traceback": "",
-                     "message": f"the tool returned a value that is not JSON-serialisable: {e}"}
+            error = {
+                "type": "ResultNotJSON",
+                "traceback": "",
+                "message": f"the tool returned a value that is not JSON-serialisable: {e}",
+            }
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError, ValueError):
@@ -306,15 +318,22 @@ def handle(request: dict, tool: Tool, out: Capture, err: Capture) -> dict:
 
 
 def _too_big(size: int, limit: int) -> dict:
-    return {"type": "OutputLimitExceeded", "traceback": "",
-            "message": f"the result is {size} bytes, over the output limit of {max(1, limit // 1024)} KB "
-                       "(limits.output_kb); return less data"}
+    return {
+        "type": "OutputLimitExceeded",
+        "traceback": "",
+        "message": f"the result is {size} bytes, over the output limit of {max(1, limit // 1024)} KB "
+        "(limits.output_kb); return less data",
+    }
 
 
 def _script_error(status: int, err: Capture) -> dict:
     stderr = err.read(4000).decode("utf-8", errors="replace").strip()
     if status < 0:
-        name = signal.Signals(-status).name if -status in signal.Signals._value2member_map_ else str(-status)
+        name = (
+            signal.Signals(-status).name
+            if -status in signal.Signals._value2member_map_
+            else str(-status)
+        )
         message = f"main.sh was killed by signal {name}" + (f": {stderr}" if stderr else "")
         return {"type": "Signal", "message": message, "traceback": "", "signal": -status}
     message = stderr or f"main.sh exited with status {status}"
