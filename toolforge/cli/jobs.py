@@ -118,7 +118,7 @@ def list_jobs(
         t = Table(header_style="bold")
         t.add_column("id", no_wrap=True, min_width=12)  # ids are for copying: never cut
         for col in ("tool", "status", "attempts", "priority", "queued", "ran"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")
         for j in jobs:
             t.add_row(
                 j.id,
