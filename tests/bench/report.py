@@ -56,7 +56,7 @@ class Report:
                 else r.baseline_name
             )
             t.add_row(r.section, r.metric, _fmt(r.value, r.unit), base, r.ratio, r.note)
-        (console or Console()).print(t)
+        (console or Console(width=max(Console().width, 160))).print(t)
 
 
 def _fmt(value: float | None, unit: str) -> str:
