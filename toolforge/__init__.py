@@ -7,6 +7,8 @@ and runs it from the CLI, from Python, as background jobs, and for agents.
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING  # noqa: E402
+
 from toolforge.errors import (  # noqa: E402
     ArgumentError,
     BuildError,
@@ -20,8 +22,24 @@ from toolforge.errors import (  # noqa: E402
     ToolTimeout,
     UsageError,
 )
-from toolforge.forge import Forge  # noqa: E402
-from toolforge.spec import ToolBundle, ToolSpec  # noqa: E402
+
+if TYPE_CHECKING:
+    from toolforge.forge import Forge
+    from toolforge.spec import ToolBundle, ToolSpec
+
+_LAZY = {"Forge": "toolforge.forge", "ToolBundle": "toolforge.spec", "ToolSpec": "toolforge.spec"}
+
+
+def __getattr__(name: str) -> object:
+    """Import the heavy parts (pydantic models, the Forge) on first use: `toolforge --help` stays fast."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'toolforge' has no attribute {name!r}")
+
 
 __all__ = [
     "ArgumentError",
