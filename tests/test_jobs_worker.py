@@ -28,6 +28,8 @@ parameters:
     seconds: {{type: number}}
     fail: {{type: boolean}}
     down: {{type: boolean}}
+    engine_dies: {{type: boolean}}
+    crash: {{type: boolean}}
 limits: {{timeout_s: 5}}
 """
 
@@ -40,6 +42,7 @@ class StandInSandbox:
         self.active: dict[str, int] = {}
         self.peak = 0
         self.calls: list[tuple[str, dict[str, str]]] = []
+        self.engine_up = True
 
     def call(
         self,
@@ -53,6 +56,11 @@ class StandInSandbox:
     ) -> CallResult:
         if args.get("down"):
             raise DockerUnavailable("connection refused")
+        if args.get("engine_dies") or args.get("crash"):
+            self.engine_up = not args.get("engine_dies")
+            return CallResult(
+                CallStatus.crashed, error={"type": "Crashed", "message": "runner died"}
+            )
         key = f"{bundle.name}/{state_ns}"
         with self.lock:
             self.active[key] = self.active.get(key, 0) + 1
@@ -86,6 +94,9 @@ class StandInSandbox:
 
     def reap_orphans(self) -> int:
         return 0
+
+    def available(self) -> bool:
+        return self.engine_up
 
     def close(self) -> None:
         pass
@@ -191,6 +202,20 @@ def test_an_unreachable_engine_requeues_without_using_an_attempt(forge: Forge) -
     job = handle.info()
     assert job.status is JobStatus.queued and job.attempts == 0 and job.run_after > time.time()
     assert "connection refused" in handle.events()[-1].detail
+
+
+def test_an_engine_that_dies_mid_run_requeues_while_a_plain_crash_fails(forge: Forge) -> None:
+    lost = forge.submit("sleeper", {"engine_dies": True}, max_attempts=1)
+    Worker(forge, concurrency=1, poll_s=0.01).run(until_idle=True)
+    job = lost.info()
+    assert job.status is JobStatus.queued and job.attempts == 0  # waits for the engine, refunded
+    assert "engine went away" in lost.events()[-1].detail
+
+    forge.sandbox.engine_up = True
+    crash = forge.submit("sleeper", {"crash": True}, max_attempts=1)
+    Worker(forge, concurrency=1, poll_s=0.01).run(until_idle=True)
+    failed = crash.info()
+    assert failed.status is JobStatus.failed and failed.error["type"] == "Crashed"
 
 
 def test_cli_worker_start_status_stop() -> None:

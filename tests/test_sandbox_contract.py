@@ -722,3 +722,26 @@ def test_local_typescript_needs_esbuild(tmp_path: Path, monkeypatch: pytest.Monk
         ),
     ):
         box.call(load_tool_dir(EXAMPLES / "slugify"), {"text": "x"})
+
+
+@pytest.mark.docker
+def test_docker_backend_reports_the_engine_available(tmp_path) -> None:
+    from toolforge.config import load_settings
+    from toolforge.sandbox.service import Sandbox
+
+    with Sandbox(load_settings()) as sandbox:
+        assert sandbox.backend.name == "docker"
+        assert sandbox.available() is True
+
+
+def test_docker_backend_reports_an_unreachable_engine(monkeypatch) -> None:
+    from toolforge.sandbox import docker_client
+    from toolforge.sandbox.docker_backend import DockerBackend
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    backend = DockerBackend.__new__(DockerBackend)  # no engine needed to ask
+    try:
+        assert backend.available() is False
+    finally:
+        monkeypatch.delenv("DOCKER_HOST")
+        docker_client.reset_client()

@@ -246,6 +246,10 @@ class Worker:
             cancel=cancel,
             labels={WORKER_LABEL: self.id},
         )
+        crashed = getattr(result.status, "value", result.status) == "crashed"
+        if crashed and not cancel.is_set() and not self.forge.sandbox.available():
+            # the engine went away under the run (stopped, restarting): not the job's fault
+            raise EnvironmentUnavailable("the sandbox engine went away during the run")
         return outcome_of(result, timeout_s, cancelled=cancel.is_set())
 
 

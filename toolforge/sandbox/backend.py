@@ -104,6 +104,10 @@ class Backend(ABC):
         """Remove what dead toolforge processes left behind; return how many objects."""
         return 0
 
+    def available(self) -> bool:
+        """Can the backend run calls right now? (False while the Docker engine is down.)"""
+        return True
+
     def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing
         """Release backend resources."""
 

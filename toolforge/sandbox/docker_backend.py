@@ -317,6 +317,17 @@ class DockerBackend(Backend):
             raise
         return session
 
+    def available(self) -> bool:
+        """Ping the engine with a fresh client (the old one may hold a dead connection)."""
+        from toolforge.sandbox.docker_client import reset_client
+
+        reset_client()
+        try:
+            client()
+        except ToolforgeError:
+            return False
+        return True
+
     def reap_orphans(self) -> int:
         """Remove call containers whose owner process (on this host) is dead."""
         api = client().api

@@ -30,13 +30,40 @@ def client() -> Any:
             import docker
             from docker.errors import DockerException
 
+            _preflight()
+            c = None
             try:
                 c = docker.from_env(timeout=120)
                 c.ping()
             except DockerException as e:
+                if c is not None:
+                    c.close()  # no half-open socket left behind
                 raise DockerUnavailable(_short(e)) from e
             _client = c
         return _client
+
+
+def _preflight() -> None:
+    """Fail fast, and cleanly, when a unix-socket engine is not there.
+
+    docker-py leaks a socket when it cannot connect to a unix socket; checking first with
+    a socket we close ourselves avoids that and gives a clearer message.
+    """
+    import os
+    import socket
+
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not host.startswith("unix://"):
+        return
+    path = host[len("unix://") :]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(5)
+        sock.connect(path)
+    except OSError as e:
+        raise DockerUnavailable(f"cannot connect to {path}: {e.strerror or e}") from e
+    finally:
+        sock.close()
 
 
 def reset_client() -> None:

@@ -214,6 +214,10 @@ class Sandbox:
         self.pool.drop(lambda key: key[0] == bundle.name and key[2] == ns)
 
     # -- cleanup -------------------------------------------------------------------------
+    def available(self) -> bool:
+        """False while the backend cannot run calls (the Docker engine is down or restarting)."""
+        return self.backend.available()
+
     def reap_orphans(self) -> int:
         """Remove sessions (containers) whose owner process is dead; return how many."""
         return self.backend.reap_orphans()
