@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# tests that import litellm directly must not make it fetch its cost map from the network
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "tools"
 

@@ -122,6 +122,7 @@ class AgentLoop:
         self.spec = spec
         self.llm = llm
         self.toolbox = toolbox
+        self._task = ""
         self.tracer = tracer
         self.budget = budget
         self.label = label or spec.name
@@ -135,6 +136,7 @@ class AgentLoop:
 
     def run(self, task: str, *, context: str | None = None) -> AgentResult:
         started = time.monotonic()
+        self._task = task
         self.messages = [
             {"role": "system", "content": self._system_prompt()},
             {
@@ -206,8 +208,10 @@ class AgentLoop:
                 tools=self.toolbox.definitions() or None,
             )
         else:
+            # small local models follow the action format best when sampling greedily
+            temperature = 0.0 if self.spec.temperature is None else self.spec.temperature
             completion = self.llm.complete(
-                self.messages, temperature=self.spec.temperature, response_format=ACTION_FORMAT
+                self.messages, temperature=temperature, response_format=ACTION_FORMAT
             )
         if not completion.latency_s:
             completion.latency_s = time.monotonic() - t0
@@ -266,7 +270,10 @@ class AgentLoop:
                 {
                     "role": "user",
                     "content": f"Result of {call.name}: {outcome.content}\n"
-                    "Reply with the next JSON action object.",
+                    f"The task: {self._task}\n"
+                    "If this result answers the task, reply "
+                    '{"action": "final", "answer": "<the answer, stating the values from the result>"}; '
+                    "otherwise reply with the next JSON action object.",
                 }
             )
 
