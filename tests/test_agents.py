@@ -921,3 +921,25 @@ def test_an_agent_that_never_succeeded_is_not_recommended_to_solve(make_forge) -
     assert (
         llm.requests[1].messages[0]["content"].startswith("You are a capable, careful assistant.")
     )
+
+
+def test_remember_records_the_runs_key_events_in_graph_memory(make_forge) -> None:
+    forge, _ = make_forge(
+        classify("lookup"),
+        call("list_tools", {"query": ""}, id="c1"),
+        answer("there are no tools yet"),
+    )
+    result = forge.solve("which tools exist?", topology="single", remember="notes")
+    graph = forge.memory("notes")
+    label = f"run {result.run_id}"
+    events = [e for e in forge.agents.events(result.run_id) if e["kind"] != "model_call"]
+    assert graph.node(label).content == f"{len(events)} key event(s)"
+
+    def linked() -> list:
+        hits = graph.query(label, "traverse", radius=1, direction="in", edge_types=["part_of"])
+        return sorted(h.node.meta["index"] for h in hits if "index" in h.node.meta)
+
+    assert linked() == list(range(len(events)))
+    assert any("list_tools" in h.node.content for h in graph.query("list_tools", "similarity"))
+    forge.remember_run(result.run_id, graph="notes")  # re-recording updates, never duplicates
+    assert linked() == list(range(len(events)))

@@ -316,18 +316,30 @@ class Forge:
         max_tokens: int | None = None,
         max_seconds: float | None = None,
         progress: Any = None,
+        remember: str | None = None,
     ) -> SolveResult:
         """Solve ``task`` with agents that call the registered tools; the run is recorded.
 
         ``topology``: single | vertical | horizontal | auto; ``merge`` (horizontal):
         consensus | majority_vote | best_score. Budgets override every agent's own.
+        ``remember``: a graph-memory name; the run's key events are recorded there.
         """
         from toolforge.agents.coordinator import Coordinator, SolveRequest
 
         request = SolveRequest(
             task, topology, subtasks, strategies, merge, agent, max_steps, max_tokens, max_seconds
         )
-        return Coordinator(self, model=model, progress=progress).solve(request)
+        result = Coordinator(self, model=model, progress=progress).solve(request)
+        if remember:
+            self.remember_run(result.run_id, graph=remember)
+        return result
+
+    def remember_run(self, run_id: str, *, graph: str = "default") -> list[int]:
+        """Record a run's key events (all but raw model calls) as event nodes in graph memory."""
+        from toolforge.memory.tools import record_events
+
+        events = [e for e in self.agents.events(run_id) if e["kind"] != "model_call"]
+        return record_events(self.memory(graph), run_id, events)
 
     def generate_agent(
         self, task: str, *, name: str | None = None, model: str | None = None

@@ -218,6 +218,9 @@ def solve(
     max_seconds: float | None = typer.Option(
         None, "--max-seconds", help="Wall-time budget per agent."
     ),
+    remember: str | None = typer.Option(
+        None, "--remember", help="Record the run's key events in this graph memory (e.g. default)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Solve TASK with agents that call the registered tools (and can create new ones)."""
@@ -234,6 +237,7 @@ def solve(
             max_tokens=max_tokens,
             max_seconds=max_seconds,
             progress=lambda message: status.update(escape(message)),
+            remember=remember,
         )
     if json_out:
         print_json(result.to_json())
