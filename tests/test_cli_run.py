@@ -284,3 +284,18 @@ def test_ctrl_c_kills_the_call_and_removes_its_container(cli, tmp_path: Path) ->
     assert proc.returncode == 130
     assert err.endswith("Error: Interrupted\n") and out == ""
     assert call_containers("cli-sigint") == []
+
+
+def test_a_result_over_the_output_limit_exits_4(cli, tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    write_tool(
+        big, "cli-big", "python", "def run():\n    return 'x' * 100_000\n", limits={"output_kb": 16}
+    )
+    add(cli, next(big.iterdir()), "--no-test")
+    r = cli("run", "cli-big")
+    assert r.code == 4
+    assert r.err.startswith("Error: cli-big: ") and "output limit of 16 KB" in r.err
+    assert "raise limits.output_kb in tool.yaml" in r.err
+    r = cli("run", "cli-big", "--json")
+    data = json.loads(r.out)
+    assert r.code == 4 and data["error"]["type"] == "OutputLimitExceeded" and data["truncated"]

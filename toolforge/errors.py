@@ -15,6 +15,7 @@ boundary prints its message and exits with its ``exit_code``::
     ├── LimitExceeded                   exit 4   a limit was hit
     │   ├── ToolTimeout                          wall-time limit: the work was killed
     │   ├── OutOfMemory                          memory limit: the container was OOM-killed
+    │   ├── OutputTooLarge                       the result is over limits.output_kb
     │   └── BudgetExceeded                       an agent ran out of steps / tokens / time
     ├── ToolFailed                      exit 1   the tool ran and raised / exited non-zero
     ├── TestsFailed                     exit 1   a tool's own tests failed in the sandbox
@@ -126,6 +127,15 @@ class OutOfMemory(LimitExceeded):
         super().__init__(
             f"{tool} ran out of memory (limit {memory_mb} MB) and was killed",
             hint="Raise limits.memory_mb in tool.yaml if the tool really needs more.",
+        )
+
+
+class OutputTooLarge(LimitExceeded):
+    def __init__(self, tool: str, detail: str) -> None:
+        self.tool = tool
+        super().__init__(
+            f"{tool}: {detail}",
+            hint="Return less, or raise limits.output_kb in tool.yaml.",
         )
 
 

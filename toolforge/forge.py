@@ -19,6 +19,7 @@ from toolforge.config import Settings, load_settings
 from toolforge.errors import (
     Interrupted,
     OutOfMemory,
+    OutputTooLarge,
     TestsFailed,
     ToolFailed,
     ToolforgeError,
@@ -382,6 +383,8 @@ def raise_for_result(
     if status is CallStatus.cancelled:
         raise Interrupted(f"The call to {record.name} was cancelled; the work was killed")
     error = result.error or {}
+    if error.get("type") == "OutputLimitExceeded":
+        raise OutputTooLarge(record.name, str(error.get("message", "the output is too large")))
     if status is CallStatus.error or status is CallStatus.crashed:
         raise ToolFailed(
             record.name,

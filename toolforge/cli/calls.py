@@ -11,9 +11,7 @@ import typer
 from rich.markup import escape
 
 from toolforge.cli.render import console, err_console, forge, print_json, table
-from toolforge.errors import UsageError
-
-EXIT_BY_STATUS = {"ok": 0, "error": 1, "crashed": 1, "timeout": 4, "oom": 4, "cancelled": 130}
+from toolforge.errors import ToolforgeError, UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -63,7 +61,11 @@ def run(
             )
         if json_out:
             print_json(result.to_json())
-            raise typer.Exit(EXIT_BY_STATUS[result.status.value])
+            try:  # the same exit code as without --json, but the JSON is the only output
+                raise_for_result(record, result, timeout)
+            except ToolforgeError as e:
+                raise typer.Exit(e.exit_code) from None
+            return
         show_output(result.stdout, result.stderr)
         raise_for_result(record, result, timeout)
         print_result(result.result)
