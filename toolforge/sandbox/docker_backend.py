@@ -164,9 +164,7 @@ class DockerSession(FramedSession):
         tail = "\n".join(self.runner_stderr.strip().splitlines()[-10:])
         if state.get("OOMKilled"):
             return limit_result(
-                CallStatus.oom,
-                f"{self.tool} ran out of memory (limit {self.memory_mb} MB) and was killed",
-                exit_code=state.get("ExitCode"),
+                CallStatus.oom, self._oom_message(), exit_code=state.get("ExitCode")
             )
         code = state.get("ExitCode")
         what = "was killed (SIGKILL)" if code == 137 else f"exited with status {code}"
@@ -176,6 +174,9 @@ class DockerSession(FramedSession):
         )
         result.stderr = self.runner_stderr
         return result
+
+    def _oom_message(self) -> str:
+        return f"{self.tool} ran out of memory (limit {self.memory_mb} MB) and was killed"
 
     def _check_oom(self, result: CallResult) -> CallResult:
         """A child of the runner died by SIGKILL: if the kernel's OOM killer did it, the
@@ -188,16 +189,7 @@ class DockerSession(FramedSession):
         self.reusable = False
         self._kill()
         if self._state().get("OOMKilled"):
-            oom = limit_result(
-                CallStatus.oom,
-                f"{self.tool} ran out of memory (limit {self.memory_mb} MB) and was killed",
-            )
-            oom.stdout, oom.stderr, oom.duration_ms = (
-                result.stdout,
-                result.stderr,
-                result.duration_ms,
-            )
-            return oom
+            return limit_result(CallStatus.oom, self._oom_message(), like=result)
         return result
 
     def close(self) -> None:

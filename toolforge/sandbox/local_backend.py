@@ -202,16 +202,11 @@ class LocalSession(FramedSession):
         """RLIMIT_AS makes allocation fail: Python raises MemoryError. Report that as OOM."""
         if result.error and result.error.get("type") == "MemoryError":
             self.reusable = False
-            oom = limit_result(
+            return limit_result(
                 CallStatus.oom,
                 f"{self.tool} ran out of memory (limit {self.memory_mb} MB, RLIMIT_AS)",
+                like=result,
             )
-            oom.stdout, oom.stderr, oom.duration_ms = (
-                result.stdout,
-                result.stderr,
-                result.duration_ms,
-            )
-            return oom
         return result
 
     def _stderr_tail(self) -> str:

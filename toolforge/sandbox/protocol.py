@@ -102,17 +102,29 @@ def result_from_frame(frame: dict[str, Any]) -> CallResult:
     )
 
 
-def limit_result(status: CallStatus, message: str, **meta: Any) -> CallResult:
-    """A result the host makes up when the runner could not answer (killed, died, cancelled)."""
+def limit_result(
+    status: CallStatus, message: str, *, like: CallResult | None = None, **meta: Any
+) -> CallResult:
+    """A result the host makes up when the runner could not answer (killed, died, cancelled).
+
+    ``like``: the runner's own answer this replaces; what the call printed and how long it
+    took are kept."""
     kind = {
         CallStatus.timeout: "Timeout",
         CallStatus.oom: "OutOfMemory",
         CallStatus.cancelled: "Cancelled",
         CallStatus.crashed: "Crashed",
     }.get(status, "Error")
-    return CallResult(
+    result = CallResult(
         status=status, error={"type": kind, "message": message, "traceback": ""}, meta=meta
     )
+    if like is not None:
+        result.stdout, result.stderr, result.duration_ms = (
+            like.stdout,
+            like.stderr,
+            like.duration_ms,
+        )
+    return result
 
 
 class FramedSession(Session):
