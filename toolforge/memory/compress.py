@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from toolforge.errors import NotFoundError, ToolforgeError, UsageError
 from toolforge.memory import models as m
@@ -49,16 +49,8 @@ class ExtractedEdge(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     src: str = Field(alias="from", description="label of a node")
     dst: str = Field(alias="to", description="label of a node")
-    type: str = Field(description="snake_case relation, e.g. " + ", ".join(EDGE_TYPES))
+    type: m.EdgeTypeField = Field(description="snake_case relation, e.g. " + ", ".join(EDGE_TYPES))
     weight: float = 1.0
-
-    @field_validator("type")
-    @classmethod
-    def _type(cls, v: str) -> str:
-        try:
-            return m.edge_type(v)
-        except UsageError as e:
-            raise ValueError(e.message) from None
 
 
 class Extraction(BaseModel):

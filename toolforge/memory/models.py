@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from toolforge.errors import UsageError
 
@@ -84,6 +86,17 @@ def edge_type(value: str) -> str:
             f"Bad edge type {value!r}: use a snake_case word such as {', '.join(EDGE_TYPES[:5])}"
         )
     return value
+
+
+def _edge_type_field(value: str) -> str:
+    try:
+        return edge_type(value)
+    except UsageError as e:  # pydantic collects it with the field path
+        raise ValueError(e.message) from None
+
+
+EdgeTypeField = Annotated[str, AfterValidator(_edge_type_field)]
+"""An edge type in a pydantic model (import files, model extractions)."""
 
 
 def graph_name(value: str) -> str:

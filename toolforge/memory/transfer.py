@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from toolforge.errors import NotFoundError, UsageError
 from toolforge.memory import models as m
@@ -47,19 +47,11 @@ class _EdgeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     src: int | str = Field(alias="from")
     dst: int | str = Field(alias="to")
-    type: str
+    type: m.EdgeTypeField
     weight: float = 1.0
     meta: dict[str, Any] = Field(default_factory=dict)
     created_at: str | None = None
     id: int | None = None
-
-    @field_validator("type")
-    @classmethod
-    def _type(cls, v: str) -> str:
-        try:
-            return m.edge_type(v)
-        except UsageError as e:
-            raise ValueError(e.message) from None
 
 
 class _Document(BaseModel):
