@@ -20,7 +20,7 @@ from toolforge.errors import (
     UsageError,
 )
 from toolforge.jobs.models import Job, JobEvent, JobStatus, NewJob
-from toolforge.sandbox.state import check_ns
+from toolforge.sandbox.state import check_call_ns
 from toolforge.spec import validate_args
 
 if TYPE_CHECKING:
@@ -129,11 +129,7 @@ def submit(
     """Validate the tool and its arguments now (bad input never reaches the queue), then enqueue."""
     record = registry.resolve(ref)
     args = validate_args(record.spec, args or {})
-    if state_ns is not None and not record.spec.stateful:
-        raise UsageError(
-            f"{record.name} is not stateful; a state namespace applies only to stateful tools"
-        )
-    check_ns(state_ns)
+    check_call_ns(record.spec, state_ns)
     if timeout_s is not None and not 0 < timeout_s <= 3600:
         raise UsageError(f"Bad timeout {timeout_s!r}: expected seconds in (0, 3600]")
     if not 1 <= max_attempts <= 100:

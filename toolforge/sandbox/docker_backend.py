@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from toolforge.config import Settings
-from toolforge.errors import ToolforgeError, UsageError
+from toolforge.errors import ToolforgeError
 from toolforge.procs import pid_alive
 from toolforge.sandbox.backend import Backend, CallResult, CallStatus, Progress
 from toolforge.sandbox.docker_client import (
@@ -34,7 +34,13 @@ from toolforge.sandbox.docker_client import (
     translate_errors,
 )
 from toolforge.sandbox.protocol import FramedSession, limit_result
-from toolforge.sandbox.state import LABEL_STATE_NS, VolumeStore, ensure_volume, volume_name
+from toolforge.sandbox.state import (
+    LABEL_STATE_NS,
+    VolumeStore,
+    check_call_ns,
+    ensure_volume,
+    volume_name,
+)
 from toolforge.spec import ToolBundle
 
 TMPFS_SIZE = "64m"
@@ -258,10 +264,7 @@ class DockerBackend(Backend):
         if not self._reaped:
             self._reaped = True
             self.reap_orphans()
-        if state_ns is not None and not bundle.spec.stateful:
-            raise UsageError(
-                f"{bundle.name} is not stateful; --state-ns applies only to stateful tools"
-            )
+        check_call_ns(bundle.spec, state_ns)
         image = self.prepare(bundle)
         api = client().api
         volume = None

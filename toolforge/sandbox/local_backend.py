@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from toolforge.config import Settings
-from toolforge.errors import BuildError, DependencyError, EnvironmentUnavailable, UsageError
+from toolforge.errors import BuildError, DependencyError, EnvironmentUnavailable
 from toolforge.sandbox.backend import Backend, CallResult, CallStatus, Progress
 from toolforge.sandbox.protocol import FramedSession, limit_result
-from toolforge.sandbox.state import DirStore
+from toolforge.sandbox.state import DirStore, check_call_ns
 from toolforge.spec import ToolBundle
 
 RUNNERS = Path(__file__).resolve().parent / "runners"
@@ -376,10 +376,7 @@ class LocalBackend(Backend):
         state_ns: str | None = None,
         labels: dict[str, str] | None = None,
     ) -> LocalSession:
-        if state_ns is not None and not bundle.spec.stateful:
-            raise UsageError(
-                f"{bundle.name} is not stateful; --state-ns applies only to stateful tools"
-            )
+        check_call_ns(bundle.spec, state_ns)
         tool_dir = Path(self.prepare(bundle))
         limits = bundle.spec.limits
         workdir = Path(tempfile.mkdtemp(prefix=f"toolforge-{bundle.name}-"))

@@ -22,7 +22,7 @@ from toolforge.errors import ArgumentError, ToolforgeError, UsageError
 from toolforge.sandbox.backend import Backend, CallResult, CallStatus, Progress
 from toolforge.sandbox.checks import CheckError, equal, evaluate
 from toolforge.sandbox.pool import Pool
-from toolforge.sandbox.state import StateSnapshot, StateStore, check_ns
+from toolforge.sandbox.state import StateSnapshot, StateStore, check_call_ns, check_ns
 from toolforge.spec import CaseResult, TestCase, TestReport, ToolBundle, validate_args
 
 _open: weakref.WeakSet[Sandbox] = weakref.WeakSet()
@@ -81,11 +81,7 @@ class Sandbox:
         if self._closed:
             raise ToolforgeError("This sandbox is closed")
         validate_args(bundle.spec, args)
-        check_ns(state_ns)
-        if state_ns is not None and not bundle.spec.stateful:
-            raise UsageError(
-                f"{bundle.name} is not stateful; a state namespace applies only to stateful tools"
-            )
+        check_call_ns(bundle.spec, state_ns)
         if timeout_s is not None and timeout_s <= 0:
             raise UsageError(f"--timeout must be positive, got {timeout_s:g}")
         location = self.state_store.location(bundle, state_ns) if bundle.spec.stateful else None

@@ -21,7 +21,7 @@ from typing import Any
 
 from toolforge.config import Settings
 from toolforge.errors import ToolforgeError, UsageError
-from toolforge.spec import ToolBundle
+from toolforge.spec import ToolBundle, ToolSpec
 
 LABEL_STATE_NS = "io.toolforge.state_ns"
 NS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -34,6 +34,15 @@ def check_ns(ns: str | None) -> None:
         raise UsageError(
             f"Bad state namespace {ns!r}",
             hint="Use 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit.",
+        )
+
+
+def check_call_ns(spec: ToolSpec, ns: str | None) -> None:
+    """A call's state namespace is well formed, and given only to a stateful tool."""
+    check_ns(ns)
+    if ns is not None and not spec.stateful:
+        raise UsageError(
+            f"{spec.name} is not stateful; a state namespace applies only to stateful tools"
         )
 
 
